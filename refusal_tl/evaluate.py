@@ -1,0 +1,139 @@
+"""Evaluation: completions under an intervention, judged; first-token KL side effects.
+
+Judges implement ``Judge``: ``judge(prompts, completions) -> list[float]`` with a
+``kind``: ``"refusal"`` scores are 1 for a refusal (the substring judge), ``"asr"`` scores
+are the jailbreak success in [0, 1] (StrongREJECT's fine-tuned judge, SPEC I).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+from refusal_tl.direction import RefusalDirection
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.forward import map_last_logits
+from refusal_tl.generation import generate
+from refusal_tl.hooks import check_width, intervention_hooks
+from refusal_tl.metrics import is_refusal, kl_last
+from refusal_tl.model import RefusalModel
+
+
+@runtime_checkable
+class Judge(Protocol):
+    name: str
+    kind: str  # "refusal" (1 = refused) or "asr" (1 = fully jailbroken)
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> list[float]: ...
+
+
+class SubstringJudge:
+    """Arditi et al.'s substring matcher (SPEC I): 1.0 when a refusal phrase appears."""
+
+    name, kind = "substring", "refusal"
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> list[float]:
+        return [float(is_refusal(c)) for c in completions]
+
+
+class StrongRejectJudge:
+    """StrongREJECT's fine-tuned judge (Gemma-2B + LoRA), via the ``strong_reject`` package.
+
+    Needs the Hugging Face Hub (gated ``google/gemma-2b``) and a GPU in practice.
+    ASR = mean continuous score (SPEC I).
+    """
+
+    name, kind = "strongreject_finetuned", "asr"
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> list[float]:
+        try:
+            from datasets import Dataset
+            from strong_reject.evaluate import evaluate_dataset
+        except ImportError:
+            raise RefusalTLError(
+                "the StrongREJECT judge needs the strong_reject package: "
+                "pip install git+https://github.com/dsbowen/strong_reject (and Hub access)."
+            ) from None
+        ds = Dataset.from_dict({"forbidden_prompt": prompts, "response": completions})
+        return list(evaluate_dataset(ds, ["strongreject_finetuned"])["score"])
+
+
+JUDGES = {"substring": SubstringJudge, "strongreject": StrongRejectJudge}
+
+
+@dataclass
+class EvalResult:
+    """Per-prompt completions with their judgements, and the summary rate."""
+
+    model: str
+    intervention: str
+    layer: int | None
+    alpha: float | None
+    max_new_tokens: int
+    judge: str
+    prompts: list[str]
+    completions: list[str]
+    scores: list[float]
+    seconds: float
+    direction: dict = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Refusal rate (substring judge) or ASR (StrongREJECT), in [0, 1]."""
+        return sum(self.scores) / max(len(self.scores), 1)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        rows = [dict(prompt=p, completion=c, score=s, refused=bool(s) if self.judge == "substring" else None)
+                for p, c, s in zip(self.prompts, self.completions, self.scores)]
+        for k in ("prompts", "completions", "scores"):
+            d.pop(k)
+        return {**d, "rate": self.rate, "n": len(rows), "results": rows}
+
+
+def direction_hooks(model: RefusalModel, direction: RefusalDirection | None, intervention: str,
+                    layer: int | None = None, alpha: float | None = None):
+    """Hooks for ``intervention`` with ``direction``; layer/alpha default to its metadata."""
+    if intervention == "none":
+        return []
+    if direction is None:
+        raise RefusalTLError(f"--intervention {intervention} needs a direction (--direction FILE).")
+    check_width(direction.vector, model.d_model)
+    layer = direction.layer if layer is None else model.check_layer(layer)
+    vec = direction.vector.to(model.device)
+    return intervention_hooks(intervention, vec, model.n_layers, layer, alpha)
+
+
+def evaluate_intervention(
+    model: RefusalModel, prompts: list[str], direction: RefusalDirection | None = None,
+    intervention: str = "none", layer: int | None = None, alpha: float | None = None,
+    max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
+) -> EvalResult:
+    """Generate greedily under the intervention and judge every completion."""
+    judge = judge or SubstringJudge()
+    hooks = direction_hooks(model, direction, intervention, layer, alpha)
+    if intervention in ("add", "subtract"):
+        layer = direction.layer if layer is None else layer
+        alpha = direction.norm if alpha is None else alpha
+    start = time.perf_counter()
+    completions = generate(model, prompts, max_new_tokens, hooks, batch_size,
+                           desc=f"generating ({intervention})")
+    return EvalResult(
+        model=model.name, intervention=intervention, layer=layer, alpha=alpha,
+        max_new_tokens=max_new_tokens, judge=judge.name, prompts=prompts, completions=completions,
+        scores=judge(prompts, completions), seconds=time.perf_counter() - start,
+        direction=direction.metadata() if direction is not None else {},
+    )
+
+
+def first_token_kl(
+    model: RefusalModel, prompts: list[str], direction: RefusalDirection,
+    intervention: str = "ablate", layer: int | None = None, alpha: float | None = None,
+    batch_size: int = 16,
+) -> float:
+    """Mean KL(p_clean ‖ p_intervened) of the first generated token (last prompt position)."""
+    base = map_last_logits(model, prompts, lambda lg, idx: lg, [], batch_size)
+    hooks = direction_hooks(model, direction, intervention, layer, alpha)
+    kl = map_last_logits(model, prompts, lambda lg, idx: kl_last(base[idx].to(lg.device), lg), hooks, batch_size)
+    return float(kl.mean())

@@ -1,0 +1,65 @@
+"""Batched forward passes that compute only what is needed.
+
+``last_logits`` runs the bridge with ``logits_to_keep=1`` so the unembedding (151k × d
+on Qwen) is applied to the last position only. ``batches`` sorts prompts by token length
+so each batch carries little padding, and returns results in the original order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from refusal_tl.chat import Batch
+from refusal_tl.hooks import Hook
+from refusal_tl.model import RefusalModel
+
+
+def length_order(model: RefusalModel, instructions: list[str]) -> list[int]:
+    """Indices of ``instructions`` sorted by tokenised length (for low-padding batches)."""
+    lengths = [len(model.tokenizer(x, add_special_tokens=False).input_ids) for x in instructions]
+    return sorted(range(len(instructions)), key=lambda i: lengths[i])
+
+
+def batches(
+    model: RefusalModel, instructions: list[str], batch_size: int
+) -> Iterator[tuple[list[int], Batch]]:
+    """Yield (original indices, left-padded batch), shortest prompts first."""
+    order = length_order(model, instructions)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yield idx, model.chat.tokenize([instructions[i] for i in idx]).to(model.device)
+
+
+@torch.no_grad()
+def last_logits(
+    model: RefusalModel, batch: Batch, fwd_hooks: list[Hook] = ()
+) -> Float[Tensor, "batch d_vocab"]:
+    """Logits at the final prompt position under ``fwd_hooks`` (scoped to this call)."""
+    out = model.bridge.run_with_hooks(
+        batch.ids, attention_mask=batch.mask, logits_to_keep=1, fwd_hooks=list(fwd_hooks)
+    )
+    return out[:, -1].float()
+
+
+def map_last_logits(
+    model: RefusalModel, instructions: list[str], fn: Callable[[Tensor, list[int]], Tensor],
+    fwd_hooks: list[Hook] = (), batch_size: int = 16, desc: str | None = None,
+) -> Tensor:
+    """Apply ``fn(last_logits, prompt_indices)`` batch by batch; results in prompt order.
+
+    ``fn`` reduces a ``[batch, d_vocab]`` block to ``[batch, ...]`` (a score, a KL, the logits
+    themselves), so full-vocabulary logits of many prompts never pile up in memory.
+    """
+    parts, order = [], []
+    for idx, batch in tqdm(
+        list(batches(model, instructions, batch_size)), desc=desc, disable=desc is None, leave=False
+    ):
+        parts.append(fn(last_logits(model, batch, fwd_hooks), idx).cpu())
+        order.extend(idx)
+    out = torch.cat(parts)
+    return out[torch.argsort(torch.tensor(order))]

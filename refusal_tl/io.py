@@ -1,0 +1,68 @@
+"""Atomic writes: a result is either absent or complete, never half-written.
+
+Every file goes to a temporary sibling first and is then renamed over the target
+(``os.replace`` is atomic on POSIX and Windows), so an interrupted run never leaves a
+truncated JSON or safetensors file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+from refusal_tl.errors import RefusalTLError
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` (and parents) and check that it is writable."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RefusalTLError(
+            f"cannot create output directory {path}: {err.strerror}. "
+            "Choose a folder you can write to with --out / --run."
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RefusalTLError(
+            f"output directory {path} is not writable. "
+            "Fix its permissions or choose another folder with --out / --run."
+        )
+    return path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and then move the temporary file onto ``path``."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    text = json.dumps(obj, indent=2, default=_json_default)
+    return atomic_write(path, lambda tmp: tmp.write_text(text + "\n"))
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")

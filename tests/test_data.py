@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from refusal_tl import data
+from refusal_tl.errors import RefusalTLError
+
+
+def test_bundled_sets_are_large_and_categorised():
+    harmful, harmless = data.bundled_records("harmful"), data.bundled_records("harmless")
+    assert len(harmful) >= 300 and len(harmless) >= 300
+    assert len({r["category"] for r in harmful}) >= 8
+    assert len({r["instruction"] for r in harmful}) == len(harmful)
+    assert not {r["instruction"] for r in harmful} & {r["instruction"] for r in harmless}
+
+
+@pytest.mark.parametrize("kind", ["harmful", "harmless"])
+def test_splits_are_fixed_and_disjoint(kind):
+    splits = {s: data.bundled(kind, s) for s in data.SPLITS}
+    assert splits == {s: data.bundled(kind, s) for s in data.SPLITS}  # deterministic
+    all_prompts = [p for s in splits.values() for p in s]
+    assert len(all_prompts) == len(set(all_prompts)) == len(data.bundled_records(kind))
+    assert len(splits["train"]) > len(splits["val"]) > 0 and len(splits["test"]) > 0
+    assert data.bundled(kind, "train", 5) == splits["train"][:5]
+
+
+def test_load_prompt_formats(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"instruction": "one"}\n\n{"prompt": "two"}\n"three"\n')
+    (tmp_path / "b.json").write_text(json.dumps([{"Goal": "one"}, "two"]))
+    (tmp_path / "c.csv").write_text("goal,category\none,x\n\"two, with comma\",y\n")
+    (tmp_path / "d.txt").write_text("one\n\n two \n")
+    assert data.load_prompts(tmp_path / "a.jsonl") == ["one", "two", "three"]
+    assert data.load_prompts(tmp_path / "b.json") == ["one", "two"]
+    assert data.load_prompts(tmp_path / "c.csv") == ["one", "two, with comma"]
+    assert data.load_prompts(tmp_path / "d.txt", n=1) == ["one"]
+
+
+@pytest.mark.parametrize("name,content,match", [
+    ("empty.jsonl", "", "is empty"),
+    ("blank.txt", "\n  \n", "is empty"),
+    ("bad.jsonl", '{"instruction": "ok"}\n{"instruction": oops}\n', r"bad.jsonl:2 is not valid JSON"),
+    ("nofield.jsonl", '{"text": "hi"}\n', "add an 'instruction' field"),
+    ("bad.json", "[1, 2", "not valid JSON"),
+    ("x.parquet", "x", "unsupported prompt file type"),
+])
+def test_bad_prompt_files_give_clear_errors(tmp_path, name, content, match):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(RefusalTLError, match=match):
+        data.load_prompts(tmp_path / name)
+
+
+def test_missing_file_and_unknown_hub_set(tmp_path):
+    with pytest.raises(RefusalTLError, match="does not exist"):
+        data.load_prompts(tmp_path / "nope.jsonl")
+    with pytest.raises(RefusalTLError, match="unknown dataset"):
+        data.load_hub("advbench-typo")
