@@ -33,13 +33,20 @@ REFUSAL_WORDS: dict[str, tuple[str, ...]] = {
 
 @dataclass
 class Batch:
-    """Left-padded token ids and their attention mask."""
+    """Left-padded token ids and their attention mask.
+
+    With ``prefix`` set, ``ids`` hold only what follows a token prefix shared by every
+    row (the chat template's system prompt), which :mod:`refusal_tl.forward` runs once and
+    reuses through the KV cache.
+    """
 
     ids: Int[Tensor, "batch pos"]
     mask: Int[Tensor, "batch pos"]
+    prefix: Int[Tensor, "1 prefix"] | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(self.ids.to(device), self.mask.to(device))
+        prefix = None if self.prefix is None else self.prefix.to(device)
+        return Batch(self.ids.to(device), self.mask.to(device), prefix)
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -80,8 +87,14 @@ class ChatFormat:
     def format(self, instruction: str) -> str:
         return self.prefix + instruction + self.suffix
 
-    def tokenize(self, instructions: list[str], completions: list[str] | None = None) -> Batch:
-        """Left-padded ids of the chat prompts (plus optional completions appended)."""
+    def tokenize(
+        self, instructions: list[str], completions: list[str] | None = None, share_prefix: bool = False
+    ) -> Batch:
+        """Left-padded ids of the chat prompts (plus optional completions appended).
+
+        ``share_prefix=True`` splits off the template prefix (see :class:`Batch`) when it
+        tokenises identically in every prompt, and falls back to full rows otherwise.
+        """
         if not instructions:
             raise RefusalTLError("no prompts to tokenise: the prompt list is empty.")
         texts = [self.format(x) for x in instructions]
@@ -94,7 +107,19 @@ class ChatFormat:
                 "post-instruction tokens changed when joined to an instruction; "
                 "the EOI positions would be wrong"
             )
-        return Batch(enc.input_ids, enc.attention_mask)
+        full = Batch(enc.input_ids, enc.attention_mask)
+        return self._split_prefix(full, [t[len(self.prefix):] for t in texts]) if share_prefix else full
+
+    def _split_prefix(self, full: Batch, rests: list[str]) -> Batch:
+        prefix = self.tokenizer(self.prefix, add_special_tokens=False, return_tensors="pt").input_ids
+        if prefix.shape[1] == 0:
+            return full
+        rest = self.tokenizer(rests, add_special_tokens=False, padding=True, return_tensors="pt")
+        for row in range(len(rests)):  # the split must not change a single token
+            joined = torch.cat([prefix[0], rest.input_ids[row][rest.attention_mask[row].bool()]])
+            if not torch.equal(joined, full.ids[row][full.mask[row].bool()]):
+                return full
+        return Batch(rest.input_ids, rest.attention_mask, prefix)
 
 
 def guess_family(tokenizer) -> str:

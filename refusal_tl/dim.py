@@ -62,7 +62,7 @@ def eoi_activations(
 
 
     hooks = [(f"blocks.{l}.hook_resid_pre", partial(save, layer=l)) for l in range(n_layers)]
-    todo = list(batches(model, instructions, batch_size))
+    todo = list(batches(model, instructions, batch_size, share_prefix=False))
     for idx, batch in tqdm(todo, desc=desc, disable=desc is None, leave=False):
         store.clear()
         if with_scores:

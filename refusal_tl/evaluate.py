@@ -137,3 +137,25 @@ def first_token_kl(
     hooks = direction_hooks(model, direction, intervention, layer, alpha)
     kl = map_last_logits(model, prompts, lambda lg, idx: kl_last(base[idx].to(lg.device), lg), hooks, batch_size)
     return float(kl.mean())
+
+
+# The four standard conditions (SPEC I): jailbreak by ablation or subtraction on harmful
+# prompts, induced refusal by addition on harmless prompts, each against its baseline.
+CONDITIONS = (
+    ("harmful", "none"), ("harmful", "ablate"), ("harmful", "subtract"),
+    ("harmless", "none"), ("harmless", "add"),
+)
+
+
+def evaluate_conditions(
+    model: RefusalModel, direction: RefusalDirection, harmful: list[str], harmless: list[str],
+    max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
+    conditions=CONDITIONS,
+) -> dict[str, EvalResult]:
+    """Every standard condition, keyed ``"harmful/ablate"`` etc."""
+    sets = {"harmful": harmful, "harmless": harmless}
+    return {
+        f"{which}/{kind}": evaluate_intervention(model, sets[which], direction, kind,
+                                                 max_new_tokens=max_new_tokens, judge=judge, batch_size=batch_size)
+        for which, kind in conditions
+    }

@@ -14,7 +14,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from refusal_tl.chat import Batch
-from refusal_tl.forward import batches
+from refusal_tl.forward import batches, prefill
 from refusal_tl.hooks import Hook
 from refusal_tl.model import RefusalModel
 
@@ -32,27 +32,32 @@ def stop_ids(model: RefusalModel) -> list[int]:
 
 @torch.no_grad()
 def greedy_tokens(
-    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: list[Hook] = ()
+    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: list[Hook] = (),
+    stop_at_eos: bool = True,
 ) -> Int[Tensor, "batch new"]:
-    """Greedy continuation ids of a left-padded batch (pad id after a sequence ends)."""
+    """Greedy continuation ids of a left-padded batch (pad id after a sequence ends).
+
+    ``stop_at_eos=False`` always decodes ``max_new_tokens`` steps (for benchmarks).
+    """
     from transformers import DynamicCache
 
     bridge, stops = model.bridge, torch.tensor(stop_ids(model), device=model.device)
     pad = model.tokenizer.pad_token_id
-    ids, mask = batch.ids, batch.mask
-    cache = DynamicCache(config=model.hf_model.config)
     done = torch.zeros(len(batch), dtype=torch.bool, device=model.device)
     out = []
     with bridge.hooks(fwd_hooks=list(fwd_hooks)):
+        cache, mask = prefill(model, batch, DynamicCache(config=model.hf_model.config))
+        ids = batch.ids
         for _ in range(max_new_tokens):
             logits, cache = bridge(
                 ids, attention_mask=mask, past_key_values=cache,
                 return_type="logits_and_cache", logits_to_keep=1,
             )
             nxt = logits[:, -1].argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            if stop_at_eos:
+                nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+                done |= torch.isin(nxt, stops)
             out.append(nxt)
-            done |= torch.isin(nxt, stops)
             if done.all():
                 break
             ids, mask = nxt[:, None], torch.cat([mask, torch.ones_like(nxt)[:, None]], dim=1)

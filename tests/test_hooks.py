@@ -129,3 +129,15 @@ def test_hooks_are_scoped(tiny):
         with tiny.bridge.hooks(fwd_hooks=ablation_hooks(r, tiny.n_layers)):
             raise RuntimeError
     torch.testing.assert_close(last_logits(tiny, batch), before)
+
+
+@pytest.mark.parametrize("kind", ["none", "ablate", "add"])
+def test_shared_prefix_equals_full_forward(tiny, kind):
+    hooks = intervention_hooks(kind, torch.randn(tiny.d_model), tiny.n_layers, layer=1)
+    split = tiny.chat.tokenize(PROMPTS, share_prefix=True)
+    assert split.prefix is not None and split.prefix.shape[1] > 5
+    torch.testing.assert_close(last_logits(tiny, split, hooks), last_logits(tiny, tiny.chat.tokenize(PROMPTS), hooks),
+                               atol=1e-4, rtol=1e-4)
+    full = tiny.chat.tokenize(PROMPTS[:4])
+    torch.testing.assert_close(greedy_tokens(tiny, tiny.chat.tokenize(PROMPTS[:4], share_prefix=True), 5, hooks),
+                               greedy_tokens(tiny, full, 5, hooks))

@@ -1,0 +1,40 @@
+# Set-up and entry points. `make demo` and `make test` each install first (idempotent).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build from this machine's disk; on a GPU machine use e.g. TORCH_SPEC='torch>=2.6'.
+TORCH_SPEC ?= torch==2.13.0
+RUN ?= runs/demo
+PROFILE ?= cpu
+
+.PHONY: install demo test unit bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[bundled,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/refusal-tl dim --out $(RUN) --profile $(PROFILE)
+	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention none \
+		--prompts bundled:harmful:test --out $(RUN)/eval/harmful_baseline.json
+	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention ablate \
+		--prompts bundled:harmful:test --kl --out $(RUN)/eval/harmful_ablate.json
+	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention add \
+		--prompts bundled:harmless:test --out $(RUN)/eval/harmless_add.json
+
+test: install
+	REFUSAL_TL_PROFILE=ci $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800
+
+unit: install
+	$(PY) -m pytest -q tests -m "not slow"
+
+bench: install
+	$(PY) benchmarks/bench_foundation.py
+
+clean:
+	rm -rf $(VENV) runs
