@@ -53,6 +53,7 @@ Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~10 min, paper: use a GPU."
     d.add_argument("--profile", default="cpu", choices=["ci", "cpu", "paper"])
     d.add_argument("--n-train", type=int, default=None, help="train prompts per class (before filtering)")
     d.add_argument("--n-val", type=int, default=None, help="val prompts per class (before filtering)")
+    d.add_argument("--n-val-harmless", type=int, default=None, help="harmless val prompts, if not --n-val")
     d.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
     for name in ("harmful-train", "harmless-train", "harmful-val", "harmless-val"):
         d.add_argument(f"--{name}", default=None, help=f"{name} prompts file (.jsonl/.json/.csv/.txt); default bundled")
@@ -88,7 +89,8 @@ def cmd_dim(args) -> None:
     from refusal_tl.pipeline import run_dim
 
     cfg = DimConfig.from_profile(
-        args.profile, model=args.model, n_train=args.n_train, n_val=args.n_val, batch_size=args.batch_size,
+        args.profile, model=args.model, n_train=args.n_train, n_val=args.n_val,
+        n_val_harmless=args.n_val_harmless, batch_size=args.batch_size,
         filter_prompts=False if args.no_filter else None, harmful_train=args.harmful_train,
         harmless_train=args.harmless_train, harmful_val=args.harmful_val, harmless_val=args.harmless_val,
         device=args.device, dtype=args.dtype,

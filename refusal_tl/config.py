@@ -1,13 +1,14 @@
 """Run configurations and the named profiles.
 
-| profile | train prompts / class | val prompts / class | late layers scored | cost on a 2-core CPU (bundled model) |
-|---------|------|------|----|----|
-| ``ci``    | 24  | 16  | no  | ~2 min  |
-| ``cpu``   | 128 | 48  | no  | ~10 min |
-| ``paper`` | all | all | yes | GPU recommended |
+| profile | train / class | val harmful / harmless | late layers scored |
+|---------|------|---------|-----|
+| ``ci``    | 24  | 16 / 16 | no  |
+| ``cpu``   | 128 | 48 / 32 | no  |
+| ``paper`` | all | all / all | yes |
 
 Counts are *before* filtering by baseline refusal score (SPEC A), which keeps only the
-harmful prompts the model refuses and truncates harmless to the same count.
+harmful prompts the model refuses and the harmless ones it answers; harmless *train* is
+then truncated to the harmful count. Measured costs are in the README.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from refusal_tl.errors import RefusalTLError
 
 PROFILES: dict[str, dict] = {
     "ci": dict(n_train=24, n_val=16, batch_size=8, score_late_layers=False, prune=True),
-    "cpu": dict(n_train=128, n_val=48, batch_size=16, score_late_layers=False, prune=True),
+    "cpu": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
     "paper": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False),
 }
 
@@ -31,6 +32,7 @@ class DimConfig:
     profile: str = "cpu"
     n_train: int | None = 128
     n_val: int | None = 48
+    n_val_harmless: int | None = None  # None: same as n_val
     batch_size: int = 16
     filter_prompts: bool = True
     score_late_layers: bool = False
@@ -46,7 +48,10 @@ class DimConfig:
     def from_profile(cls, profile: str, **overrides) -> "DimConfig":
         if profile not in PROFILES:
             raise RefusalTLError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}.")
-        fields = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}}
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "n_val" in given and "n_val_harmless" not in given:
+            given["n_val_harmless"] = None  # an explicit --n-val sizes both sets
+        fields = {**PROFILES[profile], **given}
         return cls(profile=profile, **fields)
 
     def to_dict(self) -> dict:

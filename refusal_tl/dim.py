@@ -88,13 +88,17 @@ def mean_diff(
 
 
 def filter_by_score(
-    harmful: Float[Tensor, "n"], harmless: Float[Tensor, "m"]
+    harmful: Float[Tensor, "n"], harmless: Float[Tensor, "m"], truncate_harmless: bool = True
 ) -> tuple[list[int], list[int]]:
     """Keep harmful prompts the model refuses (score > 0) and harmless it complies with
-    (score < 0), then truncate harmless to the harmful count (SPEC A, Arditi)."""
+    (score < 0), then truncate harmless to the harmful count (SPEC A, Arditi).
+
+    ``truncate_harmless=False`` keeps every complying harmless prompt, as the official code
+    does for the validation set (its harmless val is cut before filtering, not after).
+    """
     keep_harm = [i for i, s in enumerate(harmful.tolist()) if s > 0]
     keep_safe = [i for i, s in enumerate(harmless.tolist()) if s < 0]
-    return keep_harm, keep_safe[: len(keep_harm)]
+    return keep_harm, keep_safe[: len(keep_harm)] if truncate_harmless else keep_safe
 
 
 def dim_candidates(harmful: EoiActivations, harmless: EoiActivations, positions: list[int]) -> DimCandidates:

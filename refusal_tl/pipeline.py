@@ -8,9 +8,11 @@ interrupt resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -43,6 +45,7 @@ class DimResult:
         """The run's Plotly figures, by file stem."""
         return {
             "selection_landscape": plotting.selection_landscape(self.selection),
+            "kl_scores_fig16": plotting.kl_scores(self.selection),
             "refusal_score_by_layer": plotting.refusal_score_by_layer(self.selection),
         }
 
@@ -56,16 +59,22 @@ def prompt_sets(cfg: DimConfig) -> dict[str, list[str]]:
         "harmful_train": get(cfg.harmful_train, "harmful", "train", cfg.n_train),
         "harmless_train": get(cfg.harmless_train, "harmless", "train", cfg.n_train),
         "harmful_val": get(cfg.harmful_val, "harmful", "val", cfg.n_val),
-        "harmless_val": get(cfg.harmless_val, "harmless", "val", cfg.n_val),
+        "harmless_val": get(cfg.harmless_val, "harmless", "val", cfg.n_val_harmless or cfg.n_val),
     }
 
 
 def filter_val(model: RefusalModel, harmful: list[str], harmless: list[str], batch_size: int):
-    """Baseline-score filtering of the validation prompts (SPEC A)."""
+    """Baseline-score filtering of the validation prompts (SPEC A).
+
+    Harmless val is *not* truncated to the harmful count (the official code's behaviour):
+    the KL filter then averages over more prompts. KL is heavy-tailed, and with as few
+    harmless prompts as the model refuses harmful ones (18 on the bundled model's ``cpu``
+    profile) the selected candidate's KL was underestimated by half.
+    """
     fn = lambda logits, idx: refusal_score(logits, model.chat.refusal_ids)
     s_harm = map_last_logits(model, harmful, fn, [], batch_size, desc="scoring harmful val")
     s_safe = map_last_logits(model, harmless, fn, [], batch_size, desc="scoring harmless val")
-    kh, ks = filter_by_score(s_harm, s_safe)
+    kh, ks = filter_by_score(s_harm, s_safe, truncate_harmless=False)
     return [harmful[i] for i in kh], [harmless[i] for i in ks]
 
 
@@ -89,7 +98,10 @@ def run_dim(cfg: DimConfig, out: str | Path | None = None, model: RefusalModel |
         _check_nonempty(harm_val, "harmful validation")
     sets.update(harmful_val=harm_val, harmless_val=safe_val)
     sel_cfg = SelectionConfig(score_late_layers=cfg.score_late_layers, prune=cfg.prune, batch_size=cfg.batch_size)
-    checkpoint = dim_dir / "selection_partial.jsonl" if dim_dir else None
+    sel_key = {**_extraction_key(cfg, model), "n_val": cfg.n_val, "n_val_harmless": cfg.n_val_harmless,
+               "harmful_val": cfg.harmful_val, "truncate_val": False,
+               "harmless_val": cfg.harmless_val, "selection": asdict(sel_cfg) | {"batch_size": None}}
+    checkpoint = dim_dir / f"selection_partial-{_digest(sel_key)}.jsonl" if dim_dir else None
     selection = select_direction(model, candidates, harm_val, safe_val, sel_cfg, checkpoint)
     seconds["select"] = time.perf_counter() - t0
 
@@ -109,8 +121,7 @@ def run_dim(cfg: DimConfig, out: str | Path | None = None, model: RefusalModel |
 def _candidates(model, cfg, sets, dim_dir) -> tuple[DimCandidates, dict]:
     """Load the checkpointed grid if it matches this config, else extract it."""
     path = dim_dir / "candidates.safetensors" if dim_dir else None
-    key = {**cfg.to_dict(), "model_sha": model.weights_sha}
-    key.pop("batch_size"), key.pop("device"), key.pop("dtype")
+    key = _extraction_key(cfg, model)
     if path is not None and path.is_file():
         cached = _load_candidates(path)
         if cached is not None and cached[1].get("key") == key:
@@ -135,6 +146,16 @@ def _candidates(model, cfg, sets, dim_dir) -> tuple[DimCandidates, dict]:
     return candidates, sets
 
 
+def _extraction_key(cfg: DimConfig, model: RefusalModel) -> dict:
+    """What determines the candidate grid (a checkpoint is reused only if this matches)."""
+    return {"model": model.name, "model_sha": model.weights_sha, "n_train": cfg.n_train,
+            "filter": cfg.filter_prompts, "harmful_train": cfg.harmful_train, "harmless_train": cfg.harmless_train}
+
+
+def _digest(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
 def _subset(a: EoiActivations, idx: list[int]) -> EoiActivations:
     return EoiActivations(a.acts[idx], a.scores[idx])
 
@@ -148,8 +169,6 @@ def _check_nonempty(items, what: str) -> None:
 
 
 def _save_candidates(path: Path, c: DimCandidates, key: dict, train_prompts: dict) -> None:
-    import json
-
     from safetensors.torch import save_file
 
     meta = {"refusal_tl": json.dumps({"key": key, "positions": c.positions, "n_harmful": c.n_harmful,
@@ -158,8 +177,6 @@ def _save_candidates(path: Path, c: DimCandidates, key: dict, train_prompts: dic
 
 
 def _load_candidates(path: Path):
-    import json
-
     from safetensors import safe_open
 
     try:

@@ -51,6 +51,27 @@ def selection_landscape(selection) -> go.Figure:
     return fig
 
 
+def kl_scores(selection) -> go.Figure:
+    """Paper Fig. 16: KL score of each DIM candidate per source layer and EOI position.
+
+    Log y-axis; candidates whose induce score is ≤ 0 are transparent; red line at KL = 0.1.
+    """
+    t = selection.table.dropna(subset=["kl"])
+    fig = go.Figure()
+    for k, (pos, g) in enumerate(t.groupby("pos")):
+        fig.add_trace(go.Scatter(
+            x=g.layer, y=g.kl, mode="lines+markers", name=f"pos {pos}",
+            line=dict(color=COLORS[k % len(COLORS)], width=1),
+            marker=dict(size=8, opacity=[1.0 if i > 0 else 0.25 for i in g.induce]),
+            customdata=g.induce, hovertemplate="layer %{x}<br>KL %{y:.4f}<br>induce %{customdata:.2f}<extra></extra>",
+        ))
+    fig.add_hline(y=0.1, line=dict(color="red", dash="dash"), annotation_text="KL = 0.1")
+    fig.update_yaxes(type="log", title_text="KL score (harmless val, direction ablated)")
+    fig.update_layout(title="DIM candidates: KL score by source layer (transparent: induce score ≤ 0)",
+                      xaxis_title="source layer", height=450, width=850)
+    return fig
+
+
 def refusal_score_by_layer(selection) -> go.Figure:
     """Refusal score per source layer at the selected EOI position: ablating the candidate
     on harmful prompts, adding it on harmless prompts, against the unmodified baselines."""

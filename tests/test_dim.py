@@ -42,3 +42,17 @@ def test_filter_by_score_keeps_refused_harmful_and_truncates_harmless():
     kh, ks = filter_by_score(harm, safe)
     assert kh == [0, 2]
     assert ks == [0, 2]  # harmless with score < 0, truncated to the harmful count
+
+
+def test_filter_can_keep_all_complying_harmless():
+    kh, ks = filter_by_score(torch.tensor([1.0, -1.0]), torch.tensor([-1.0, -2.0, 3.0, -0.5]), truncate_harmless=False)
+    assert kh == [0] and ks == [0, 1, 3]
+
+
+def test_profiles_and_overrides():
+    from refusal_tl.config import DimConfig
+
+    cpu = DimConfig.from_profile("cpu")
+    assert (cpu.n_train, cpu.n_val, cpu.n_val_harmless) == (128, 48, 32)
+    assert DimConfig.from_profile("cpu", n_val=20).n_val_harmless is None
+    assert DimConfig.from_profile("cpu", n_val=20, n_val_harmless=10).n_val_harmless == 10

@@ -1,0 +1,74 @@
+"""RDO loss terms (SPEC E) as pure functions on logits.
+
+Context: Algorithm 1 trains a unit direction r with three terms:
+
+- **L_abl**: with r ablated everywhere, the model should *answer* a harmful prompt
+  (cross-entropy on the answer target t_answer);
+- **L_add**: with α·r̂ added at layer l_add, it should *refuse* a harmless prompt
+  (cross-entropy on the refusal target t_refusal);
+- **L_ret**: with r ablated, a harmless prompt's output distribution over the retain
+  window should not change (KL between clean and ablated logits).
+
+Only target tokens are supervised: labels are the input ids shifted by one, with every
+prompt position masked (``IGNORE``), so the first supervised prediction is made at the
+last template token.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from jaxtyping import Float, Int
+from torch import Tensor
+
+IGNORE = -100
+
+
+def target_labels(ids: Int[Tensor, "batch pos"], target_mask: Int[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:
+    """Next-token labels supervising only target tokens.
+
+    ``labels[b, t] = ids[b, t + 1]`` where token t + 1 is a target token, else ``IGNORE``.
+    The last position has no next token and is always ``IGNORE``.
+    """
+    labels = torch.full_like(ids, IGNORE)
+    nxt_is_target = target_mask[:, 1:].bool()
+    labels[:, :-1] = torch.where(nxt_is_target, ids[:, 1:], torch.full_like(ids[:, 1:], IGNORE))
+    return labels
+
+
+def target_cross_entropy(
+    logits: Float[Tensor, "batch pos d_vocab"], labels: Int[Tensor, "batch pos"]
+) -> Float[Tensor, ""]:
+    """Mean cross-entropy over supervised (non-``IGNORE``) positions (L_abl and L_add)."""
+    return F.cross_entropy(rearrange(logits.float(), "b p v -> (b p) v"), labels.flatten(), ignore_index=IGNORE)
+
+
+def retain_kl(
+    clean_logits: Float[Tensor, "batch window d_vocab"], ablated_logits: Float[Tensor, "batch window d_vocab"],
+    mode: str = "paper",
+) -> Float[Tensor, ""]:
+    """KL over the retain window (last template token + t_retain positions).
+
+    ``mode="paper"`` (default): KL(p_clean ‖ p_ablated) averaged over positions and batch.
+    ``mode="code"``: the authors' ``F.kl_div(log_softmax(clean), softmax(ablated), 'batchmean')``,
+    i.e. KL(p_ablated ‖ p_clean) summed over the window and averaged over the batch
+    (about ``window``× larger per unit λ; SPEC E, K1).
+    """
+    log_clean = F.log_softmax(clean_logits.float(), dim=-1)
+    log_abl = F.log_softmax(ablated_logits.float(), dim=-1)
+    if mode == "paper":
+        kl = (log_clean.exp() * (log_clean - log_abl)).sum(-1)  # [batch, window]
+        return kl.mean()
+    if mode == "code":
+        kl = (log_abl.exp() * (log_abl - log_clean)).sum(-1)
+        return kl.sum(-1).mean()
+    raise ValueError(f"unknown retain KL mode {mode!r}: choose 'paper' or 'code'")
+
+
+def total_loss(
+    parts: dict[str, Float[Tensor, ""]], weights: dict[str, float] | None = None
+) -> Float[Tensor, ""]:
+    """Weighted sum λ_abl·L_abl + λ_add·L_add + λ_ret·L_ret (defaults 1.0, 0.2, 1.0)."""
+    weights = {"abl": 1.0, "add": 0.2, "ret": 1.0, **(weights or {})}
+    return sum(weights[k] * v for k, v in parts.items())
