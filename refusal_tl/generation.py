@@ -64,16 +64,25 @@ def greedy_tokens(
     return torch.stack(out, dim=1)
 
 
+def generate_ids(
+    model: RefusalModel, instructions: list[str], max_new_tokens: int = 64,
+    fwd_hooks: list[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
+) -> list[list[int]]:
+    """Greedy continuation ids per instruction (in order), cut after the first stop token."""
+    stops = set(stop_ids(model))
+    out: list[list[int] | None] = [None] * len(instructions)
+    todo = list(batches(model, instructions, batch_size))
+    for idx, batch in tqdm(todo, desc=desc, disable=desc is None, leave=False):
+        for i, row in zip(idx, greedy_tokens(model, batch, max_new_tokens, fwd_hooks).tolist()):
+            end = next((k for k, t in enumerate(row) if t in stops), len(row))
+            out[i] = row[:end]
+    return out
+
+
 def generate(
     model: RefusalModel, instructions: list[str], max_new_tokens: int = 64,
     fwd_hooks: list[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
 ) -> list[str]:
     """Greedy completions (special tokens skipped, stripped) in the order of ``instructions``."""
-    out: list[str | None] = [None] * len(instructions)
-    todo = list(batches(model, instructions, batch_size))
-    for idx, batch in tqdm(todo, desc=desc, disable=desc is None, leave=False):
-        toks = greedy_tokens(model, batch, max_new_tokens, fwd_hooks)
-        texts = model.tokenizer.batch_decode(toks, skip_special_tokens=True)
-        for i, text in zip(idx, texts):
-            out[i] = text.strip()
-    return out
+    ids = generate_ids(model, instructions, max_new_tokens, fwd_hooks, batch_size, desc)
+    return [t.strip() for t in model.tokenizer.batch_decode(ids, skip_special_tokens=True)]
