@@ -21,14 +21,15 @@ COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF
 def selection_landscape(selection) -> go.Figure:
     """Bypass, induce and KL score per source layer and EOI position (cf. paper Fig. 16).
 
-    Filtered candidates are drawn transparent; the red line marks the KL threshold 0.1 and
-    the star the selected direction.
+    Candidates that are not admissible are drawn transparent (when the induce filter had to
+    be relaxed, admissible means passing the others); the red line marks the KL threshold
+    0.1 and the star the selected direction.
     """
     t = selection.table
     fig = make_subplots(rows=1, cols=3, subplot_titles=(
         "Bypass score (harmful val, ablated) ↓", "Induce score (harmless val, +v) ≥ 0", "KL on harmless val (log)"))
     for k, (pos, g) in enumerate(t.groupby("pos")):
-        opacity = [0.25 if f else 1.0 for f in g.filtered]
+        opacity = [1.0 if a else 0.25 for a in g.admissible]
         for col, metric in enumerate(("bypass", "induce", "kl"), start=1):
             fig.add_trace(go.Scatter(
                 x=g.layer, y=g[metric], mode="lines+markers", name=f"pos {pos}", legendgroup=str(pos),
@@ -47,7 +48,8 @@ def selection_landscape(selection) -> go.Figure:
                   annotation_text="no intervention")
     fig.update_yaxes(type="log", row=1, col=3)
     fig.update_xaxes(title_text="source layer")
-    fig.update_layout(title="DIM direction selection: transparent = filtered out", height=420, width=1200)
+    relaxed = f" (relaxed: {', '.join(selection.relaxed)})" if selection.relaxed else ""
+    fig.update_layout(title=f"DIM direction selection: transparent = filtered out{relaxed}", height=420, width=1200)
     return fig
 
 

@@ -144,6 +144,7 @@ def select_direction(
             "no DIM candidate passed the filters (KL ≤ 0.1, induce ≥ 0, not in the last 20% of "
             "layers); use more validation prompts (--profile cpu/paper) or inspect the selection table."
         )
+    table["admissible"] = table.index.isin(ok.index)
     best = ok.loc[ok.bypass.idxmin()]
     return Selection(table, int(best.pos), int(best.layer), base_harm, base_safe, relaxed)
 

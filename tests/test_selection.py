@@ -62,3 +62,15 @@ def test_selection_resumes_from_checkpoint(tiny, candidates, tmp_path):
     assert (resumed.pos, resumed.layer) == (first.pos, first.layer)
     torch.testing.assert_close(torch.tensor(resumed.table.bypass.values), torch.tensor(first.table.bypass.values),
                                equal_nan=True)
+
+
+def test_admissible_column_follows_relaxation(tiny, candidates):
+    strict = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:],
+                              SelectionConfig(kl_threshold=10.0, induce_threshold=-100.0))
+    assert (strict.table.admissible == ~strict.table.filtered).all()
+    relaxed = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:],
+                               SelectionConfig(kl_threshold=10.0, induce_threshold=1e9))
+    assert relaxed.table.admissible.any() and relaxed.table.filtered.all()
+    from refusal_tl.plotting import kl_scores, selection_landscape
+
+    assert len(selection_landscape(relaxed).data) > 0 and len(kl_scores(relaxed).data) > 0
