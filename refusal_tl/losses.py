@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 IGNORE = -100
@@ -46,24 +46,26 @@ def target_cross_entropy(
 
 def retain_kl(
     clean_logits: Float[Tensor, "batch window d_vocab"], ablated_logits: Float[Tensor, "batch window d_vocab"],
-    mode: str = "paper",
+    mode: str = "paper", mask: Shaped[Tensor, "batch window"] | None = None,
 ) -> Float[Tensor, ""]:
     """KL over the retain window (last template token + t_retain positions).
 
-    ``mode="paper"`` (default): KL(p_clean ‖ p_ablated) averaged over positions and batch.
+    ``mode="paper"`` (default): KL(p_clean ‖ p_ablated) averaged over window positions.
     ``mode="code"``: the authors' ``F.kl_div(log_softmax(clean), softmax(ablated), 'batchmean')``,
     i.e. KL(p_ablated ‖ p_clean) summed over the window and averaged over the batch
     (about ``window``× larger per unit λ; SPEC E, K1).
+    ``mask`` (1 inside each row's window) handles windows of different lengths.
     """
     log_clean = F.log_softmax(clean_logits.float(), dim=-1)
     log_abl = F.log_softmax(ablated_logits.float(), dim=-1)
+    if mode not in ("paper", "code"):
+        raise ValueError(f"unknown retain KL mode {mode!r}: choose 'paper' or 'code'")
+    p, log_p, log_q = (log_clean.exp(), log_clean, log_abl) if mode == "paper" else (log_abl.exp(), log_abl, log_clean)
+    kl = (p * (log_p - log_q)).sum(-1)  # [batch, window]
+    mask = torch.ones_like(kl) if mask is None else mask.to(kl.dtype)
     if mode == "paper":
-        kl = (log_clean.exp() * (log_clean - log_abl)).sum(-1)  # [batch, window]
-        return kl.mean()
-    if mode == "code":
-        kl = (log_abl.exp() * (log_abl - log_clean)).sum(-1)
-        return kl.sum(-1).mean()
-    raise ValueError(f"unknown retain KL mode {mode!r}: choose 'paper' or 'code'")
+        return (kl * mask).sum() / mask.sum()
+    return (kl * mask).sum() / kl.shape[0]
 
 
 def total_loss(

@@ -38,3 +38,15 @@ def test_total_loss_weights():
     parts = {"abl": torch.tensor(1.0), "add": torch.tensor(2.0), "ret": torch.tensor(3.0)}
     assert total_loss(parts).item() == pytest.approx(1.0 + 0.4 + 3.0)
     assert total_loss(parts, {"ret": 0.0}).item() == pytest.approx(1.4)
+
+
+def test_retain_kl_mask_ignores_positions_outside_the_window():
+    clean, abl = torch.randn(2, 4, 5), torch.randn(2, 4, 5)
+    mask = torch.tensor([[0, 1, 1, 1], [0, 0, 1, 1]])
+    noisy = abl.clone()
+    noisy[0, 0] += 50.0  # outside row 0's window
+    noisy[1, :2] -= 50.0  # outside row 1's window
+    assert retain_kl(clean, abl, mask=mask).item() == pytest.approx(retain_kl(clean, noisy, mask=mask).item(), rel=1e-5)
+    p, q = clean.softmax(-1), abl.softmax(-1)
+    per_pos = (p * (p.log() - q.log())).sum(-1)
+    assert retain_kl(clean, abl, mask=mask).item() == pytest.approx((per_pos * mask).sum().item() / 5, rel=1e-5)
