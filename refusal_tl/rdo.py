@@ -5,10 +5,12 @@ that ablating it makes the model answer harmful prompts (L_abl), adding α·r̂ 
 layer makes it refuse harmless ones (L_add), and ablating it leaves harmless behaviour
 unchanged (L_ret).
 
-This module holds the pieces that are done and tested: the per-batch losses on a model
-(with clean retain logits computed once per prompt) and the optimiser step on the sphere
-with the plateau schedule. The training loop with checkpoints, the CLI and selection are
-not written yet (see the issue).
+Done and tested on the tiny model: the per-example losses (clean retain logits computed
+once per prompt, unembedding only over the target window), the training loop on the
+sphere (tangent projection, AdamW with amsgrad, clipping, renormalisation, hard
+constraints, plateau schedule, per-step checkpoint and resume, seeding) and the official
+lowest-loss selection. Not yet: the last-20 Arditi selection, the CLI, notebook 02, the
+benchmark and a run on the bundled model (see issue 3).
 """
 
 from __future__ import annotations
@@ -116,3 +118,101 @@ def rdo_losses(model: RefusalModel, r: Tensor, alpha: float, layer: int, batch: 
     ablated, _, window = target_logits(model, *batch["retain"], ablation_hooks(r, L))
     parts["ret"] = retain_kl(clean_retain, ablated, retain_mode, mask=window)
     return parts
+
+
+@dataclass
+class RdoRun:
+    """Training state, checkpointed after every optimizer step."""
+
+    r: Tensor
+    optimizer: dict
+    plateau: Plateau
+    lr: float
+    step: int = 0
+    stopped: bool = False
+    history: list[dict] = field(default_factory=list)
+    vectors: list[Tensor] = field(default_factory=list)  # r after each step, for selection
+
+    @property
+    def lowest_loss_vector(self) -> Tensor:
+        """The official selection: the saved vector with the lowest unweighted train loss."""
+        best = min(range(len(self.history)), key=lambda i: self.history[i]["train_loss"])
+        return self.vectors[best]
+
+
+def _project_constraints(r: Tensor, constraints: Tensor | None) -> Tensor:
+    """Remove the span of ``constraints`` (rows) from r (hard constraint, SPEC G)."""
+    if constraints is None:
+        return r
+    q, _ = torch.linalg.qr(constraints.T.float())
+    return r - q @ (q.T @ r)
+
+
+def train_rdo(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, cfg: RdoConfig = RdoConfig(),
+              checkpoint: str | None = None, constraints: Tensor | None = None, max_steps: int | None = None,
+              progress: bool = True) -> RdoRun:
+    """Projected gradient descent on the unit sphere (Algorithm 1).
+
+    ``pairs`` holds one training example each: ``{"answer": (prompt, target), "refusal": ...,
+    "retain": ...}``. Micro-batch 1 with ``cfg.accumulation`` steps per update; each epoch
+    visits a seeded permutation (drop_last). With ``checkpoint`` the state is saved after
+    every step and a rerun resumes from it, losing no step.
+    """
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from refusal_tl.io import atomic_write
+    from refusal_tl.losses import total_loss
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    r0 = _project_constraints(torch.randn(model.d_model, generator=gen), constraints)
+    r = torch.nn.Parameter((r0 / r0.norm()).to(model.device))
+    opt = torch.optim.AdamW([r], lr=cfg.lr, betas=cfg.betas, weight_decay=0.0, amsgrad=True)
+    state = RdoRun(r.detach().clone(), opt.state_dict(), Plateau(cfg.patience, cfg.max_lr_reductions), cfg.lr)
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        r.data.copy_(state.r)
+        opt.load_state_dict(state.optimizer)
+    per_epoch = len(pairs) // cfg.accumulation
+    total = per_epoch * cfg.epochs if max_steps is None else min(max_steps, per_epoch * cfg.epochs)
+    clean: dict[int, Tensor] = {}
+    bar = tqdm(total=total, initial=state.step, desc="RDO", disable=not progress)
+    while state.step < total and not state.stopped:
+        epoch, k = divmod(state.step, per_epoch)
+        order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(cfg.seed + epoch)).tolist()
+        opt.zero_grad()
+        sums = {"abl": 0.0, "add": 0.0, "ret": 0.0}
+        with torch.enable_grad():
+            for i in order[k * cfg.accumulation:(k + 1) * cfg.accumulation]:
+                ex = {name: ([p], [t]) for name, (p, t) in pairs[i].items()}
+                if i not in clean:
+                    with torch.no_grad():
+                        clean[i] = target_logits(model, *ex["retain"], [])[0]
+                parts = rdo_losses(model, r, alpha, layer, ex, clean[i], cfg.retain_kl)
+                (total_loss(parts, cfg.weights) / cfg.accumulation).backward()
+                for name, value in parts.items():
+                    sums[name] += float(value.detach()) / cfg.accumulation
+        r.grad = tangent(r.grad, r.detach())
+        torch.nn.utils.clip_grad_norm_([r], cfg.clip)
+        opt.step()
+        with torch.no_grad():
+            r.data = _project_constraints(r.data, constraints)
+            r.data /= r.data.norm()
+        train_loss = sum(sums.values())  # unweighted, as the plateau rule and selection use it
+        event = state.plateau.step(train_loss)
+        if event == "reduce":
+            for group in opt.param_groups:
+                group["lr"] /= 10
+        state.stopped = event == "stop"
+        state.lr = opt.param_groups[0]["lr"]
+        state.step += 1
+        state.history.append({"step": state.step, "lr": state.lr, "train_loss": train_loss, **sums})
+        state.vectors.append(r.detach().cpu().clone())
+        state.r, state.optimizer = r.detach().clone(), opt.state_dict()
+        if checkpoint is not None:
+            atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
+        bar.update(1)
+        bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{state.lr:.0e}")
+    bar.close()
+    return state
