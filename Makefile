@@ -23,9 +23,11 @@ demo: install
 	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention none \
 		--prompts bundled:harmful:test --out $(RUN)/eval/harmful_baseline.json
 	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention ablate \
-		--prompts bundled:harmful:test --kl --out $(RUN)/eval/harmful_ablate.json
+		--prompts bundled:harmful:test --out $(RUN)/eval/harmful_ablate.json
 	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention add \
 		--prompts bundled:harmless:test --out $(RUN)/eval/harmless_add.json
+	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention ablate \
+		--prompts bundled:harmless:test --kl --out $(RUN)/eval/harmless_ablate.json
 
 test: install
 	REFUSAL_TL_PROFILE=ci $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800
