@@ -15,7 +15,6 @@ with every saved direction (``compat_mode=False``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import torch
 from refusal_tl import bundled
 from refusal_tl.chat import ChatFormat
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.io import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def _resolve(spec: str) -> tuple[str, dict, str, str | None]:
     if path.suffix == ".gguf":
         if not path.is_file():
             raise RefusalTLError(f"GGUF file {path} does not exist.")
-        return str(path.parent), {"gguf_file": path.name}, path.stem, _sha256(path)
+        return str(path.parent), {"gguf_file": path.name}, path.stem, file_sha256(path)
     if path.is_dir():
         return str(path), {}, path.name, None
     if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
@@ -155,11 +155,3 @@ def _resolve(spec: str) -> tuple[str, dict, str, str | None]:
             "Hugging Face id of the form owner/name (e.g. Qwen/Qwen2.5-1.5B-Instruct)."
         )
     return spec, {}, spec, None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            digest.update(chunk)
-    return digest.hexdigest()

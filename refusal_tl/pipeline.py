@@ -8,7 +8,6 @@ interrupt resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -23,7 +22,7 @@ from refusal_tl.dim import DimCandidates, EoiActivations, dim_candidates, eoi_ac
 from refusal_tl.direction import RefusalDirection
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.forward import map_last_logits
-from refusal_tl.io import atomic_write, ensure_dir, write_json
+from refusal_tl.io import atomic_write, ensure_dir, json_digest, write_json
 from refusal_tl.metrics import refusal_score
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.selection import Selection, SelectionConfig, select_direction
@@ -101,7 +100,7 @@ def run_dim(cfg: DimConfig, out: str | Path | None = None, model: RefusalModel |
     sel_key = {**_extraction_key(cfg, model), "n_val": cfg.n_val, "n_val_harmless": cfg.n_val_harmless,
                "harmful_val": cfg.harmful_val, "truncate_val": False,
                "harmless_val": cfg.harmless_val, "selection": asdict(sel_cfg) | {"batch_size": None}}
-    checkpoint = dim_dir / f"selection_partial-{_digest(sel_key)}.jsonl" if dim_dir else None
+    checkpoint = dim_dir / f"selection_partial-{json_digest(sel_key)[:10]}.jsonl" if dim_dir else None
     selection = select_direction(model, candidates, harm_val, safe_val, sel_cfg, checkpoint)
     seconds["select"] = time.perf_counter() - t0
 
@@ -150,10 +149,6 @@ def _extraction_key(cfg: DimConfig, model: RefusalModel) -> dict:
     """What determines the candidate grid (a checkpoint is reused only if this matches)."""
     return {"model": model.name, "model_sha": model.weights_sha, "n_train": cfg.n_train,
             "filter": cfg.filter_prompts, "harmful_train": cfg.harmful_train, "harmless_train": cfg.harmless_train}
-
-
-def _digest(obj) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def _subset(a: EoiActivations, idx: list[int]) -> EoiActivations:

@@ -23,7 +23,7 @@ from pathlib import Path
 from refusal_tl.direction import RefusalDirection
 from refusal_tl.generation import generate_ids
 from refusal_tl.hooks import ablation_hooks, addition_hooks
-from refusal_tl.io import write_json
+from refusal_tl.io import json_digest, write_json
 from refusal_tl.model import RefusalModel
 
 LENGTHS = {"answer": 30, "refusal": 30, "retain": 29}
@@ -74,8 +74,8 @@ def make_targets(model: RefusalModel, dim: RefusalDirection, harmful: list[str],
     """t_answer, t_refusal and t_retain for the prompts, loaded from ``cache_dir`` if cached."""
     key = {"model": model.name, "weights_sha": model.weights_sha, "lengths": LENGTHS,
            "direction_sha": hashlib.sha256(dim.vector.float().numpy().tobytes()).hexdigest()[:16],
-           "layer": dim.layer, "prompts_sha": _sha([harmful, harmless])}
-    path = Path(cache_dir) / f"targets-{_sha(key)[:10]}.json" if cache_dir is not None else None
+           "layer": dim.layer, "prompts_sha": json_digest([harmful, harmless])}
+    path = Path(cache_dir) / f"targets-{json_digest(key)[:10]}.json" if cache_dir is not None else None
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
         return RdoTargets(**{k: TargetSet(**data[k]) for k in LENGTHS}, key=data["key"])
@@ -91,8 +91,3 @@ def make_targets(model: RefusalModel, dim: RefusalDirection, harmful: list[str],
     if path is not None:
         write_json(path, {**{k: asdict(getattr(targets, k)) for k in LENGTHS}, "key": key})
     return targets
-
-
-def _sha(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
