@@ -13,10 +13,10 @@ from typing import Protocol, runtime_checkable
 
 from refusal_tl.direction import RefusalDirection
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.forward import map_last_logits
+from refusal_tl.forward import kl_to_base, map_last_logits
 from refusal_tl.generation import generate
 from refusal_tl.hooks import check_width, intervention_hooks
-from refusal_tl.metrics import is_refusal, kl_last
+from refusal_tl.metrics import is_refusal
 from refusal_tl.model import RefusalModel
 
 
@@ -135,8 +135,7 @@ def first_token_kl(
     """Mean KL(p_clean ‖ p_intervened) of the first generated token (last prompt position)."""
     base = map_last_logits(model, prompts, lambda lg, idx: lg, [], batch_size)
     hooks = direction_hooks(model, direction, intervention, layer, alpha)
-    kl = map_last_logits(model, prompts, lambda lg, idx: kl_last(base[idx].to(lg.device), lg), hooks, batch_size)
-    return float(kl.mean())
+    return float(kl_to_base(model, prompts, base, hooks, batch_size).mean())
 
 
 # The four standard conditions (SPEC I): jailbreak by ablation or subtraction on harmful

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from refusal_tl.chat import Batch
 from refusal_tl.hooks import Hook
+from refusal_tl.metrics import kl_last
 from refusal_tl.model import RefusalModel
 
 
@@ -89,3 +90,12 @@ def map_last_logits(
         order.extend(idx)
     out = torch.cat(parts)
     return out[torch.argsort(torch.tensor(order))]
+
+
+def kl_to_base(
+    model: RefusalModel, instructions: list[str], base_logits: Float[Tensor, "n d_vocab"],
+    fwd_hooks: list[Hook], batch_size: int = 16,
+) -> Float[Tensor, "n"]:
+    """Per-prompt KL(p_base ‖ p_hooked) at the last position, ``base_logits`` in prompt order."""
+    fn = lambda logits, idx: kl_last(base_logits[idx].to(logits.device), logits)
+    return map_last_logits(model, instructions, fn, fwd_hooks, batch_size)

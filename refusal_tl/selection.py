@@ -35,10 +35,10 @@ from tqdm.auto import tqdm
 
 from refusal_tl.dim import DimCandidates
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.forward import map_last_logits
+from refusal_tl.forward import kl_to_base, map_last_logits
 from refusal_tl.io import write_text
 from refusal_tl.hooks import ablation_hooks, addition_hooks
-from refusal_tl.metrics import kl_last, refusal_score
+from refusal_tl.metrics import refusal_score
 from refusal_tl.model import RefusalModel
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,7 @@ def select_direction(
     base_safe = float(refusal_score(base_logits, refusal_ids).mean())
 
     def mean_kl(hooks):
-        fn = lambda logits, idx: kl_last(base_logits[idx].to(logits.device), logits)
-        return float(map_last_logits(model, harmless_val, fn, hooks, bs).mean())
+        return float(kl_to_base(model, harmless_val, base_logits, hooks, bs).mean())
 
     cutoff = int(L * (1 - cfg.prune_layer_frac))
     layers = range(L) if cfg.score_late_layers else range(cutoff)
