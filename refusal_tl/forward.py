@@ -99,3 +99,71 @@ def kl_to_base(
     """Per-prompt KL(p_base ‖ p_hooked) at the last position, ``base_logits`` in prompt order."""
     fn = lambda logits, idx: kl_last(base_logits[idx].to(logits.device), logits)
     return map_last_logits(model, instructions, fn, fwd_hooks, batch_size)
+
+
+def window_logits(
+    model: RefusalModel, batch: Batch, width: int, fwd_hooks: list[Hook] = ()
+) -> Float[Tensor, "batch width d_vocab"]:
+    """Logits at the last ``width`` positions only (the unembedding skips the rest).
+
+    Differentiable; the shared prefix is prefilled under the same hooks.
+    """
+    with model.bridge.hooks(fwd_hooks=list(fwd_hooks)):
+        cache, mask = prefill(model, batch)
+        return model.bridge(batch.ids, attention_mask=mask, past_key_values=cache, logits_to_keep=width)
+
+
+def layer_inputs(
+    model: RefusalModel, batch: Batch, layer: int
+) -> tuple[Float[Tensor, "batch pos d_model"], dict]:
+    """The residual stream entering block ``layer`` and the keyword arguments the model
+    passes to its blocks (attention mask, rotary embeddings, position ids).
+
+    Runs only blocks ``0 … layer−1`` (``stop_at_layer``), without hooks and gradients.
+    ``batch`` must carry no shared prefix: the residual covers every position.
+    """
+    if batch.prefix is not None:
+        raise ValueError("layer_inputs needs the whole sequence: tokenise with share_prefix=False")
+    seen: dict = {}
+
+    def grab(module, args, kwargs):
+        seen["kwargs"] = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+
+    handle = model.hf_model.model.layers[layer].register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            resid = model.bridge(batch.ids, attention_mask=batch.mask, stop_at_layer=layer)
+    finally:
+        handle.remove()
+    kwargs = seen["kwargs"]
+    kwargs.update(past_key_values=None, use_cache=False)
+    return resid, kwargs
+
+
+def logits_from(
+    model: RefusalModel, resid: Float[Tensor, "batch pos d_model"], block_kwargs: dict, layer: int,
+    width: int, fwd_hooks: list[Hook] = (),
+) -> Float[Tensor, "batch width d_vocab"]:
+    """Resume the forward at block ``layer`` from ``resid`` (its ``resid_pre``) and return
+    the logits of the last ``width`` positions.
+
+    Blocks before ``layer`` are not run: when an intervention starts at ``layer`` (RDO's
+    addition loss) they do not depend on it and their output can be cached once.
+    ``block_kwargs`` come from :func:`layer_inputs` on a batch of the same shape; hooks
+    fire as in a full forward (``blocks.{layer}.hook_resid_pre`` sees ``resid``).
+    """
+    cfg = model.hf_model.config
+    kinds = set(getattr(cfg, "layer_types", None) or ["full_attention"])
+    window = getattr(cfg, "sliding_window", None)
+    if len(kinds) > 1 and window is not None and resid.shape[1] > window:
+        raise NotImplementedError(
+            "logits_from reuses one attention mask for every block; this model mixes sliding-window "
+            f"layers and the sequence ({resid.shape[1]}) is longer than the window ({window})."
+        )
+    hf = model.hf_model
+    hidden = resid
+    with model.bridge.hooks(fwd_hooks=list(fwd_hooks)):
+        for block in hf.model.layers[layer:]:
+            hidden = block(hidden, **block_kwargs)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        return hf.lm_head(hf.model.norm(hidden[:, -width:]))

@@ -39,38 +39,46 @@ def target_labels(ids: Int[Tensor, "batch pos"], target_mask: Int[Tensor, "batch
 
 def target_cross_entropy(
     logits: Float[Tensor, "batch pos d_vocab"], labels: Int[Tensor, "batch pos"]
-) -> Float[Tensor, ""]:
-    """Mean cross-entropy over supervised (non-``IGNORE``) positions (L_abl and L_add)."""
-    return F.cross_entropy(rearrange(logits.float(), "b p v -> (b p) v"), labels.flatten(), ignore_index=IGNORE)
+) -> Float[Tensor, "batch"]:
+    """Per-example mean cross-entropy over its supervised (non-``IGNORE``) positions.
+
+    One value per row, so a batch of rows gives exactly the losses of micro-batch 1 (the
+    official setting): average the rows for the batch loss. A row without targets gives 0.
+    """
+    b, p, v = logits.shape
+    flat = F.cross_entropy(rearrange(logits.float(), "b p v -> (b p) v"), labels.flatten(),
+                           ignore_index=IGNORE, reduction="none")
+    nll = rearrange(flat, "(b p) -> b p", b=b)
+    n = (labels != IGNORE).sum(1)
+    return nll.sum(1) / n.clamp(min=1)
 
 
 def retain_kl(
     clean_logits: Float[Tensor, "batch window d_vocab"], ablated_logits: Float[Tensor, "batch window d_vocab"],
     mode: str = "paper", mask: Shaped[Tensor, "batch window"] | None = None,
-) -> Float[Tensor, ""]:
-    """KL over the retain window (last template token + t_retain positions).
+) -> Float[Tensor, "batch"]:
+    """Per-example KL over the retain window (last template token + t_retain positions).
 
-    ``mode="paper"`` (default): KL(p_clean ‖ p_ablated) averaged over window positions.
-    ``mode="code"``: the authors' ``F.kl_div(log_softmax(clean), softmax(ablated), 'batchmean')``,
-    i.e. KL(p_ablated ‖ p_clean) summed over the window and averaged over the batch
-    (about ``window``× larger per unit λ; SPEC E, K1).
+    ``mode="paper"`` (default): KL(p_clean ‖ p_ablated) averaged over the row's window.
+    ``mode="code"``: the authors' ``F.kl_div(log_softmax(clean), softmax(ablated), 'batchmean')``
+    at micro-batch 1, i.e. KL(p_ablated ‖ p_clean) *summed* over the window (about
+    ``window``× larger per unit λ; SPEC E, K1).
     ``mask`` (1 inside each row's window) handles windows of different lengths.
     """
-    log_clean = F.log_softmax(clean_logits.float(), dim=-1)
-    log_abl = F.log_softmax(ablated_logits.float(), dim=-1)
     if mode not in ("paper", "code"):
         raise ValueError(f"unknown retain KL mode {mode!r}: choose 'paper' or 'code'")
+    log_clean = F.log_softmax(clean_logits.float(), dim=-1)
+    log_abl = F.log_softmax(ablated_logits.float(), dim=-1)
     p, log_p, log_q = (log_clean.exp(), log_clean, log_abl) if mode == "paper" else (log_abl.exp(), log_abl, log_clean)
     kl = (p * (log_p - log_q)).sum(-1)  # [batch, window]
     mask = torch.ones_like(kl) if mask is None else mask.to(kl.dtype)
-    if mode == "paper":
-        return (kl * mask).sum() / mask.sum()
-    return (kl * mask).sum() / kl.shape[0]
+    total = (kl * mask).sum(1)
+    return total / mask.sum(1).clamp(min=1) if mode == "paper" else total
 
 
 def total_loss(
-    parts: dict[str, Float[Tensor, ""]], weights: dict[str, float] | None = None
-) -> Float[Tensor, ""]:
+    parts: dict[str, Float[Tensor, "*batch"]], weights: dict[str, float] | None = None
+) -> Float[Tensor, "*batch"]:
     """Weighted sum λ_abl·L_abl + λ_add·L_add + λ_ret·L_ret (defaults 1.0, 0.2, 1.0)."""
     weights = {"abl": 1.0, "add": 0.2, "ret": 1.0, **(weights or {})}
     return sum(weights[k] * v for k, v in parts.items())

@@ -112,6 +112,31 @@ def completions_table(prompts: list[str], columns: dict[str, list[str]], max_cha
     return fig
 
 
+def rdo_loss_curves(history: list[dict], selected: int | None = None) -> go.Figure:
+    """RDO training: each loss component and their unweighted sum per optimizer step.
+
+    Vertical dotted lines mark learning-rate reductions (plateau schedule); the star is the
+    selected step.
+    """
+    steps = [h["step"] for h in history]
+    names = {"train_loss": "total (unweighted)", "abl": "L_abl (answer harmful, ablated)",
+             "add": "L_add (refuse harmless, +αr̂)", "ret": "L_ret (KL on harmless, ablated)"}
+    fig = make_subplots(rows=1, cols=4, subplot_titles=list(names.values()))
+    for col, (key, name) in enumerate(names.items(), start=1):
+        fig.add_trace(go.Scatter(x=steps, y=[h[key] for h in history], mode="lines+markers", name=name,
+                                 line=dict(color=COLORS[col - 1]), marker=dict(size=4)), row=1, col=col)
+        if selected is not None:
+            fig.add_trace(go.Scatter(x=[history[selected]["step"]], y=[history[selected][key]], mode="markers",
+                                     marker=dict(symbol="star", size=14, color="gold", line=dict(width=1)),
+                                     name="selected", showlegend=col == 1), row=1, col=col)
+    for prev, h in zip(history, history[1:]):
+        if h["lr"] < prev["lr"]:
+            fig.add_vline(x=h["step"], line=dict(color="gray", dash="dot"))
+    fig.update_xaxes(title_text="optimizer step")
+    fig.update_layout(title="RDO training losses (dotted: learning rate ÷10)", height=380, width=1300)
+    return fig
+
+
 def save_figure(fig: go.Figure, stem: str | Path, png: bool = False) -> Path:
     """Write ``stem.html`` (and ``stem.png`` if asked and possible) atomically."""
     stem = Path(stem)

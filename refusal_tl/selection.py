@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from refusal_tl.dim import DimCandidates
@@ -70,6 +71,39 @@ class Selection:
         return self.table[(self.table.pos == self.pos) & (self.table.layer == self.layer)].iloc[0]
 
 
+class Scorer:
+    """The three selection scores of a vector on fixed validation sets (SPEC C).
+
+    The clean harmless logits (the KL baseline) are computed once, at construction.
+    """
+
+    def __init__(self, model: RefusalModel, harmful_val: list[str], harmless_val: list[str], batch_size: int = 16):
+        self.model, self.harmful, self.harmless, self.bs = model, harmful_val, harmless_val, batch_size
+        self.base_logits = map_last_logits(model, harmless_val, lambda lg, idx: lg, [], batch_size)
+
+    def _mean_score(self, prompts: list[str], hooks) -> float:
+        fn = lambda logits, idx: refusal_score(logits, self.model.chat.refusal_ids)
+        return float(map_last_logits(self.model, prompts, fn, hooks, self.bs).mean())
+
+    def baseline(self) -> tuple[float, float]:
+        """Mean refusal score without intervention on harmful and harmless val."""
+        safe = float(refusal_score(self.base_logits, self.model.chat.refusal_ids).mean())
+        return self._mean_score(self.harmful, []), safe
+
+    def bypass(self, v: Tensor) -> float:
+        """Mean refusal score on harmful val with v ablated at every layer (lower is better)."""
+        return self._mean_score(self.harmful, ablation_hooks(v, self.model.n_layers))
+
+    def induce(self, v: Tensor, layer: int) -> float:
+        """Mean refusal score on harmless val with +v added at ``resid_pre`` of ``layer``."""
+        return self._mean_score(self.harmless, addition_hooks(v, layer))
+
+    def kl(self, v: Tensor) -> float:
+        """Mean last-position KL(p_base ‖ p_ablated) on harmless val."""
+        hooks = ablation_hooks(v, self.model.n_layers)
+        return float(kl_to_base(self.model, self.harmless, self.base_logits, hooks, self.bs).mean())
+
+
 def discard_reason(layer: int, n_layers: int, bypass: float, induce: float, kl: float,
                    cfg: SelectionConfig) -> str:
     """Why a candidate is filtered out ('' if it is admissible)."""
@@ -95,18 +129,9 @@ def select_direction(
     With ``checkpoint`` (a JSONL file), each scored candidate is appended as it finishes
     and a rerun skips the candidates already there: an interrupted selection resumes.
     """
-    refusal_ids, L, bs = model.chat.refusal_ids, model.n_layers, cfg.batch_size
-
-    def mean_score(prompts, hooks):
-        fn = lambda logits, idx: refusal_score(logits, refusal_ids)
-        return float(map_last_logits(model, prompts, fn, hooks, bs).mean())
-
-    base_logits = map_last_logits(model, harmless_val, lambda lg, idx: lg, [], bs)
-    base_harm = mean_score(harmful_val, [])
-    base_safe = float(refusal_score(base_logits, refusal_ids).mean())
-
-    def mean_kl(hooks):
-        return float(kl_to_base(model, harmless_val, base_logits, hooks, bs).mean())
+    L = model.n_layers
+    scorer = Scorer(model, harmful_val, harmless_val, cfg.batch_size)
+    base_harm, base_safe = scorer.baseline()
 
     cutoff = int(L * (1 - cfg.prune_layer_frac))
     layers = range(L) if cfg.score_late_layers else range(cutoff)
@@ -115,11 +140,9 @@ def select_direction(
     rows = [done[key] for key in grid if key in done]
     for pos, layer in tqdm([k for k in grid if k not in done], desc="selecting direction"):
         v = candidates.get(pos, layer).to(model.device)
-        abl = ablation_hooks(v, L)
-        induce = mean_score(harmless_val, addition_hooks(v, layer))
-        kl = mean_kl(abl)
+        induce, kl = scorer.induce(v, layer), scorer.kl(v)
         skip = cfg.prune and (math.isnan(kl) or kl > cfg.kl_threshold)
-        bypass = float("nan") if skip else mean_score(harmful_val, abl)
+        bypass = float("nan") if skip else scorer.bypass(v)
         reason = discard_reason(layer, L, bypass, induce, kl, cfg)
         rows.append(dict(pos=pos, layer=layer, bypass=bypass, induce=induce, kl=kl,
                          norm=float(v.norm()), filtered=bool(reason), reason=reason))

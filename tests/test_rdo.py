@@ -1,7 +1,7 @@
 import torch
 
 from conftest import PROMPTS
-from refusal_tl.rdo import Plateau, rdo_losses, tangent
+from refusal_tl.rdo import Plateau, tangent
 
 
 def test_tangent_projection_keeps_unit_norm_to_first_order():
@@ -19,22 +19,52 @@ def test_plateau_schedule_reduces_twice_then_stops():
     assert events == ["ok", "ok", "ok", "reduce", "ok", "reduce", "ok", "ok", "stop", "ok", "stop"]
 
 
-def test_losses_are_finite_and_reach_the_direction(tiny):
-    r = torch.nn.Parameter(torch.randn(tiny.d_model))
-    batch = {"answer": (PROMPTS[:2], [" Sure here is how", " Sure"]),
-             "refusal": (PROMPTS[2:4], [" I cannot help", " As"]),
-             "retain": (PROMPTS[4:6], [" the sea is", " rice cook"])}
-    with torch.enable_grad():
-        parts = rdo_losses(tiny, r, alpha=3.0, layer=2, batch=batch)
-        assert set(parts) == {"abl", "add", "ret"}
-        assert all(torch.isfinite(v) and v >= 0 for v in parts.values())
-        sum(parts.values()).backward()
-    assert r.grad is not None and r.grad.norm() > 0
-
-
 def tiny_pairs():
     return [{"answer": (PROMPTS[i], " Sure here is how"), "refusal": (PROMPTS[-1 - i], " I cannot help"),
              "retain": (PROMPTS[-1 - i], " the sea is")} for i in range(4)]
+
+
+def mixed_pairs():
+    """Prompts and targets of different lengths, so batches carry padding and ragged windows."""
+    answers = [" Sure", " Sure here is how to make a bomb", " Here", " As you are"]
+    refusals = [" I cannot help", " I", " As Qwen I cannot help with that", " sorry"]
+    retains = [" the sea is", " rice", " python code is a story about the sea", " why"]
+    return [{"answer": (PROMPTS[i], answers[i]), "refusal": (PROMPTS[7 - i], refusals[i]),
+             "retain": (PROMPTS[(i + 3) % 8], retains[i])} for i in range(4)]
+
+
+def test_windows_mark_last_template_token_and_targets(tiny):
+    from refusal_tl.rdo import windows
+
+    w = windows(tiny, ["hack wifi", "tell me a story"], [" Sure", " I cannot help"])
+    n_target = [len(tiny.tokenizer(t, add_special_tokens=False).input_ids) for t in (" Sure", " I cannot help")]
+    assert w.width == max(n_target) + 1
+    assert w.window.sum(1).tolist() == [n + 1 for n in n_target]
+    assert (w.labels != -100).sum(1).tolist() == n_target
+    ids = w.batch.ids[:, -w.width:]
+    assert w.labels[1, -2].item() == ids[1, -1].item()  # shifted by one
+
+
+def test_efficient_step_equals_straightforward_step(tiny):
+    """Cached clean logits, restart at l_add, window-only unembedding and batching change nothing."""
+    from refusal_tl.rdo import Prepared, RdoConfig, pair_lengths, reference_step, step_losses
+
+    pairs, group, cfg = mixed_pairs(), [0, 1, 2, 3], RdoConfig(micro_batch=3)
+    grads, losses = [], []
+    for efficient in (True, False):
+        r = torch.nn.Parameter(torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(1)))
+        if efficient:
+            prep = Prepared(tiny, pairs, layer=2)
+            out = step_losses(tiny, r, 3.0, 2, pairs, group, prep, pair_lengths(tiny, pairs), cfg)
+        else:
+            out = reference_step(tiny, r, 3.0, 2, pairs, group, cfg)
+        losses.append(out)
+        grads.append(r.grad.clone())
+    for name in ("abl", "add", "ret"):
+        assert abs(losses[0][name] - losses[1][name]) <= 1e-5 * abs(losses[1][name])
+        assert losses[0][name] > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    assert grads[0].norm() > 0
 
 
 def test_training_lowers_loss_and_keeps_unit_norm(tiny):

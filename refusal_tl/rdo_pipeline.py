@@ -1,0 +1,221 @@
+"""The RDO run: DIM direction → training pairs and targets → training → selection → saved direction.
+
+One function, :func:`run_rdo`, serves the CLI (``refusal-tl rdo``) and notebook 02. It
+reads ``RUN_DIR/dim/direction.safetensors`` (α = ‖DIM‖, l_add = the DIM layer) and
+writes under ``RUN_DIR/rdo/``: ``direction.safetensors`` (α·r̂, method ``rdo``) with its
+JSON, ``history.json`` (loss per step and component), ``metadata.json``, the cached
+targets and figures. Training checkpoints after every step (``train.pt``); a rerun of
+the same command resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from refusal_tl import data, plotting
+from refusal_tl.config import DimConfig
+from refusal_tl.direction import RefusalDirection
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.forward import map_last_logits
+from refusal_tl.hooks import check_width
+from refusal_tl.io import ensure_dir, write_json
+from refusal_tl.metrics import refusal_score
+from refusal_tl.model import RefusalModel, load_model
+from refusal_tl.rdo import RdoConfig, RdoRun, RdoSelection, select_rdo, train_rdo
+from refusal_tl.targets import make_targets
+
+# Training prompts per class before filtering, and how the optimiser batches them.
+# ``paper``: the official effective batch 16 and a single epoch (SPEC E). ``cpu``: the
+# whole bundled train split; the bundled model refuses ~40% of it, leaving ~70 pairs, so
+# the profile takes steps of 8 examples over 6 epochs (~50 steps, the paper's order of
+# magnitude) to fit ~15 minutes on a 2-core CPU. ``ci``: a few steps, for tests.
+RDO_PROFILES: dict[str, dict] = {
+    "ci": dict(n_train=48, rdo=dict(accumulation=8, epochs=1)),
+    "cpu": dict(n_train=None, rdo=dict(accumulation=8, epochs=6)),
+    "paper": dict(n_train=None, rdo=dict(accumulation=16, epochs=1)),
+}
+
+
+@dataclass(frozen=True)
+class RdoRunConfig:
+    """Everything that determines an RDO run (recorded in its metadata)."""
+
+    model: str = "bundled"
+    profile: str = "cpu"
+    n_train: int | None = None  # harmful and harmless train prompts before filtering (None: all)
+    filter_prompts: bool = True
+    layer: int | None = None  # l_add; None: the DIM layer
+    selection: str = "lowest_loss"  # or "last20"
+    batch_size: int = 16  # prompts per forward for targets and scoring
+    harmful_train: str | None = None  # local files; None = bundled splits
+    harmless_train: str | None = None
+    max_steps: int | None = None
+    rdo: RdoConfig = field(default_factory=RdoConfig)
+
+    @classmethod
+    def from_profile(cls, profile: str, rdo: dict | None = None, **overrides) -> "RdoRunConfig":
+        if profile not in RDO_PROFILES:
+            raise RefusalTLError(f"unknown profile {profile!r}: choose one of {', '.join(RDO_PROFILES)}.")
+        base = RDO_PROFILES[profile]
+        given = {k: v for k, v in overrides.items() if v is not None}
+        rdo_kw = {**base["rdo"], **{k: v for k, v in (rdo or {}).items() if v is not None}}
+        return cls(profile=profile, **{"n_train": base["n_train"], **given}, rdo=RdoConfig(**rdo_kw))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RdoResult:
+    direction: RefusalDirection
+    dim: RefusalDirection
+    run: RdoRun
+    selection: RdoSelection
+    config: RdoRunConfig
+    info: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+    @property
+    def cosine_to_dim(self) -> float:
+        return float(torch.nn.functional.cosine_similarity(self.direction.vector.float(), self.dim.vector.float(), dim=0))
+
+    def figures(self) -> dict:
+        return {"rdo_loss_curves": plotting.rdo_loss_curves(self.run.history, self.selection.step)}
+
+
+def _filter(model: RefusalModel, harmful: list[str], harmless: list[str], batch_size: int):
+    """Keep harmful prompts the model refuses (score > 0) and harmless ones it answers (< 0)."""
+    fn = lambda logits, idx: refusal_score(logits, model.chat.refusal_ids)
+    s_harm = map_last_logits(model, harmful, fn, [], batch_size, desc="scoring harmful train")
+    s_safe = map_last_logits(model, harmless, fn, [], batch_size, desc="scoring harmless train")
+    return [p for p, s in zip(harmful, s_harm) if s > 0], [p for p, s in zip(harmless, s_safe) if s < 0]
+
+
+def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = None,
+                   harmful: list[str] | None = None, harmless: list[str] | None = None,
+                   filter_prompts: bool = True, batch_size: int = 16,
+                   cache_dir: str | Path | None = None) -> tuple[list[dict], dict]:
+    """RDO training pairs: filtered, balanced prompts with their targets (SPEC A, E).
+
+    Harmful prompts the model refuses are paired with harmless prompts it answers,
+    balanced to ``min(n_harm, n_safe)``; targets come from :func:`make_targets` (cached in
+    ``cache_dir``). Defaults: the first ``n`` prompts of the bundled train splits.
+    """
+    harmful = data.bundled("harmful", "train", n) if harmful is None else harmful
+    harmless = data.bundled("harmless", "train", n) if harmless is None else harmless
+    n_before = (len(harmful), len(harmless))
+    if filter_prompts:
+        harmful, harmless = _filter(model, harmful, harmless, batch_size)
+    k = min(len(harmful), len(harmless))
+    if k == 0:
+        raise RefusalTLError("no RDO training pairs left after filtering (the model refuses none of the harmful "
+                             "prompts, or all harmless ones); use more prompts or --no-filter.")
+    harmful, harmless = harmful[:k], harmless[:k]
+    targets = make_targets(model, dim, harmful, harmless, batch_size, cache_dir)
+    pairs = [{"answer": (harmful[i], targets.answer.targets[i]), "refusal": (harmless[i], targets.refusal.targets[i]),
+              "retain": (harmless[i], targets.retain.targets[i])} for i in range(k)]
+    info = {"prompts_before_filter": n_before, "pairs": k, "filtered": filter_prompts, "targets": targets.summary()}
+    return pairs, info
+
+
+def dim_path(run_dir: str | Path) -> Path:
+    """``RUN_DIR/dim/direction.safetensors``, or a clear error naming the command that makes it."""
+    path = Path(run_dir) / "dim" / "direction.safetensors"
+    if not path.is_file():
+        raise RefusalTLError(f"no DIM direction at {path}: run `refusal-tl dim --out {run_dir}` first.")
+    return path
+
+
+def load_dim(run_dir: Path, model: RefusalModel) -> RefusalDirection:
+    path = dim_path(run_dir)
+    dim = RefusalDirection.load(path)
+    check_width(dim.vector, model.d_model)
+    if dim.model != model.name:
+        raise RefusalTLError(f"{path} was extracted from {dim.model}, not {model.name}; pass --model {dim.model}.")
+    return dim
+
+
+def val_sets(run_dir: Path, model: RefusalModel, batch_size: int) -> tuple[list[str], list[str]]:
+    """The DIM run's filtered validation prompts (for ``last20`` selection)."""
+    from refusal_tl.pipeline import filter_val, prompt_sets
+
+    meta = json.loads((run_dir / "dim" / "metadata.json").read_text())
+    dim_cfg = DimConfig(**meta["config"])
+    sets = prompt_sets(dim_cfg)
+    if not dim_cfg.filter_prompts:
+        return sets["harmful_val"], sets["harmless_val"]
+    return filter_val(model, sets["harmful_val"], sets["harmless_val"], batch_size)
+
+
+def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None = None,
+            progress: bool = True) -> RdoResult:
+    """Train an RDO direction from the DIM result in ``run_dir`` and save it under ``run_dir/rdo``."""
+    run_dir = Path(run_dir)
+    seconds: dict[str, float] = {}
+    model = model or load_model(cfg.model)
+    dim = load_dim(run_dir, model)
+    out = ensure_dir(run_dir / "rdo")
+    layer = model.check_layer(dim.layer if cfg.layer is None else cfg.layer)
+    alpha = dim.norm
+
+    t0 = time.perf_counter()
+    harmful = data.load_prompts(cfg.harmful_train, cfg.n_train) if cfg.harmful_train else None
+    harmless = data.load_prompts(cfg.harmless_train, cfg.n_train) if cfg.harmless_train else None
+    pairs, info = training_pairs(model, dim, cfg.n_train, harmful, harmless, cfg.filter_prompts,
+                                 cfg.batch_size, out)
+    seconds["targets"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ckpt = out / "train.pt"
+    run = train_rdo(model, pairs, alpha, layer, cfg.rdo, ckpt, max_steps=cfg.max_steps, progress=progress)
+    seconds["train"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    val = val_sets(run_dir, model, cfg.batch_size) if cfg.selection == "last20" else (None, None)
+    selection = select_rdo(model, run, alpha, layer, cfg.selection, *val, batch_size=cfg.batch_size)
+    seconds["select"] = time.perf_counter() - t0
+
+    chosen = run.history[selection.step]
+    direction = RefusalDirection(
+        vector=alpha * run.vectors[selection.step], layer=layer, pos=None, model=model.name,
+        weights_sha=model.weights_sha, method="rdo",
+        extra=dict(step=chosen["step"], train_loss=chosen["train_loss"], selection=selection.how,
+                   relaxed=list(selection.relaxed), profile=cfg.profile, alpha=alpha, dim_layer=dim.layer),
+    )
+    result = RdoResult(direction, dim, run, selection, cfg, info, seconds, out)
+    save_rdo(result, out)
+    return result
+
+
+def save_rdo(result: RdoResult, out: Path) -> None:
+    """Write direction, loss history, metadata and figures under ``out``."""
+    result.direction.save(out / "direction.safetensors")
+    write_json(out / "history.json", result.run.history)
+    write_json(out / "metadata.json", {
+        "config": result.config.to_dict(),
+        "model": result.direction.model,
+        "weights_sha": result.direction.weights_sha,
+        "selected": {**result.direction.extra, "norm": result.direction.norm, "layer": result.direction.layer},
+        "selection_table": result.selection.table,
+        "cosine_to_dim": result.cosine_to_dim,
+        "steps": result.run.step, "stopped_by_plateau": result.run.stopped,
+        "data": result.info,
+        "seconds": result.seconds,
+        "torch": torch.__version__,
+    })
+    for name, fig in result.figures().items():
+        plotting.save_figure(fig, out / "figures" / name)
+
+
+def load_rdo_history(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "rdo" / "history.json"
+    if not path.is_file():
+        raise RefusalTLError(f"no RDO run at {path.parent}: run `refusal-tl rdo --run {run_dir}` first.")
+    return json.loads(path.read_text())
+
