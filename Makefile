@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 RUN ?= runs/demo
 PROFILE ?= cpu
 
-.PHONY: install demo test unit bench clean
+.PHONY: install demo demo-rdo test unit bench bench-rdo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ demo: install
 	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention ablate \
 		--prompts bundled:harmless:test --kl --out $(RUN)/eval/harmless_ablate.json
 
+demo-rdo: demo
+	$(VENV)/bin/refusal-tl rdo --run $(RUN) --profile $(PROFILE)
+	$(VENV)/bin/refusal-tl eval --direction $(RUN)/rdo/direction.safetensors --intervention ablate \
+		--prompts bundled:harmful:test --out $(RUN)/eval/rdo_harmful_ablate.json
+	$(VENV)/bin/refusal-tl eval --direction $(RUN)/rdo/direction.safetensors --intervention add \
+		--prompts bundled:harmless:test --out $(RUN)/eval/rdo_harmless_add.json
+	$(VENV)/bin/refusal-tl eval --direction $(RUN)/rdo/direction.safetensors --intervention ablate \
+		--prompts bundled:harmless:test --kl --out $(RUN)/eval/rdo_harmless_ablate.json
+
 test: install
 	REFUSAL_TL_PROFILE=ci $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800
 
@@ -37,6 +46,9 @@ unit: install
 
 bench: install
 	$(PY) benchmarks/bench_foundation.py
+
+bench-rdo: install  # needs a DIM run in $(RUN) (make demo)
+	$(PY) benchmarks/bench_rdo.py --run $(RUN)
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,7 +1,7 @@
 """refusal_tl: find, test and take apart the refusal mechanisms of chat LLMs.
 
 A thin library on TransformerLens reproducing "The Geometry of Refusal in Large Language
-Models" (ICML 2025). Start with :func:`load_model` and :func:`run_dim`.
+Models" (ICML 2025). Start with :func:`load_model`, :func:`run_dim` and :func:`run_rdo`.
 """
 
 import logging
@@ -17,12 +17,15 @@ from refusal_tl.hooks import ablation_hooks, addition_hooks, intervention_hooks,
 from refusal_tl.metrics import is_refusal, kl_last, refusal_rate, refusal_score
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.pipeline import DimResult, run_dim
+from refusal_tl.rdo import RdoConfig, train_rdo
+from refusal_tl.rdo_pipeline import RdoResult, RdoRunConfig, run_rdo
 from refusal_tl.selection import Selection, SelectionConfig, select_direction
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "Batch", "ChatFormat", "DimCandidates", "DimConfig", "DimResult", "EvalResult", "PROFILES",
+    "RdoConfig", "RdoResult", "RdoRunConfig", "run_rdo", "train_rdo",
     "RefusalDirection", "RefusalModel", "RefusalTLError", "Selection", "SelectionConfig",
     "SubstringJudge", "ablation_hooks", "addition_hooks", "eoi_activations", "evaluate_intervention",
     "first_token_kl", "generate", "intervention_hooks", "is_refusal", "kl_last", "load_model",

@@ -1,9 +1,12 @@
 """Prompt sets: the bundled ones, local files, and the paper's datasets from the Hub.
 
 Bundled sets (``refusal_tl/prompts/*.jsonl``) are written by this project: harmful
-instructions over several harm categories (with a ``category`` field) and harmless
-everyday instructions. Splits are fixed and seeded (shuffle with seed 42, then 60/20/20
-train/val/test), so every run sees the same prompts.
+instructions over several harm categories (with a ``category`` field), harmless
+everyday instructions, and *sensitive* ones: harmless requests that look harmful
+(homonyms, figurative language, games, definitions, history, safety advice; an
+XSTest-style over-refusal probe, evaluation only). Splits are fixed and seeded (shuffle
+with seed 42, then 60/20/20 train/val/test; ``all`` is the whole set), so every run sees
+the same prompts.
 
 Local files: ``.jsonl`` / ``.json`` (objects with an ``instruction``, ``prompt``, ``goal``
 or ``Goal`` field, or plain strings), ``.csv`` (one of those columns) and ``.txt`` (one
@@ -21,22 +24,25 @@ from pathlib import Path
 from refusal_tl.errors import RefusalTLError
 
 FIELDS = ("instruction", "prompt", "goal", "Goal", "forbidden_prompt", "question")
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "all")
+KINDS = ("harmful", "harmless", "sensitive")
 
 
 def bundled_records(kind: str) -> list[dict]:
-    """All bundled records of ``kind`` ('harmful' or 'harmless'), as dicts."""
-    if kind not in ("harmful", "harmless"):
-        raise RefusalTLError(f"unknown bundled set {kind!r}: choose 'harmful' or 'harmless'.")
+    """All bundled records of ``kind`` ('harmful', 'harmless' or 'sensitive'), as dicts."""
+    if kind not in KINDS:
+        raise RefusalTLError(f"unknown bundled set {kind!r}: choose one of {', '.join(KINDS)}.")
     text = resources.files("refusal_tl").joinpath(f"prompts/{kind}.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def bundled_split(kind: str, split: str, seed: int = 42) -> list[dict]:
-    """Fixed seeded 60/20/20 train/val/test split of a bundled set."""
+    """Fixed seeded 60/20/20 train/val/test split of a bundled set (``all``: every record)."""
     if split not in SPLITS:
         raise RefusalTLError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}.")
     records = bundled_records(kind)
+    if split == "all":
+        return records
     random.Random(seed).shuffle(records)
     n = len(records)
     bounds = {"train": (0, int(0.6 * n)), "val": (int(0.6 * n), int(0.8 * n)), "test": (int(0.8 * n), n)}

@@ -147,7 +147,7 @@ CONDITIONS = (
 
 
 def evaluate_conditions(
-    model: RefusalModel, direction: RefusalDirection, harmful: list[str], harmless: list[str],
+    model: RefusalModel, direction: RefusalDirection | None, harmful: list[str], harmless: list[str],
     max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
     conditions=CONDITIONS,
 ) -> dict[str, EvalResult]:
@@ -158,3 +158,57 @@ def evaluate_conditions(
                                                  max_new_tokens=max_new_tokens, judge=judge, batch_size=batch_size)
         for which, kind in conditions
     }
+
+
+def compare_directions(
+    model: RefusalModel, directions: dict[str, RefusalDirection], harmful: list[str], harmless: list[str],
+    max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
+) -> "pd.DataFrame":
+    """Refusal rates of several directions under the standard conditions, and first-token KL.
+
+    One row per (method, condition): ``condition`` is ``harmful/none``, ``harmful/ablate``,
+    ``harmful/subtract``, ``harmless/none``, ``harmless/add`` or ``harmless/ablate KL``;
+    ``value`` is a rate in [0, 1] (or the mean KL). Baselines are generated once and
+    repeated for every method. Feeds :func:`refusal_tl.plotting.method_comparison`
+    (paper Fig. 2 and Fig. 10).
+    """
+    import pandas as pd
+
+    judge = judge or SubstringJudge()
+    base = evaluate_conditions(model, None, harmful, harmless, max_new_tokens, judge, batch_size,
+                               conditions=(("harmful", "none"), ("harmless", "none")))
+    rows = []
+    for method, direction in directions.items():
+        runs = {**base, **evaluate_conditions(model, direction, harmful, harmless, max_new_tokens, judge, batch_size,
+                                              conditions=[c for c in CONDITIONS if c[1] != "none"])}
+        rows += [dict(method=method, condition=k, value=r.rate, n=len(r.scores)) for k, r in runs.items()]
+        kl = first_token_kl(model, harmless, direction, "ablate", batch_size=batch_size)
+        rows.append(dict(method=method, condition="harmless/ablate KL", value=kl, n=len(harmless)))
+    return pd.DataFrame(rows)
+
+
+def addition_sweep(
+    model: RefusalModel, directions: dict[str, RefusalDirection], prompt_sets: dict[str, list[str]],
+    alphas: list[float], max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
+) -> "pd.DataFrame":
+    """Refusal rate under +α·r̂ at each direction's layer, for every α, direction and prompt set.
+
+    The paper's Fig. 22 (over-refusal vs. safety as the addition strength grows, on
+    harmful vs. harmless-but-sensitive prompts). The paper's text is the only reference
+    (not in the official code); α is used as given (the authors cast it to int). α = 0 is
+    the unsteered model and is generated once per set.
+    """
+    import pandas as pd
+
+    judge = judge or SubstringJudge()
+    rows = []
+    for name, prompts in prompt_sets.items():
+        base = evaluate_intervention(model, prompts, None, "none", max_new_tokens=max_new_tokens, judge=judge,
+                                     batch_size=batch_size).rate
+        for method, direction in directions.items():
+            for alpha in alphas:
+                rate = base if alpha == 0 else evaluate_intervention(
+                    model, prompts, direction, "add", alpha=float(alpha), max_new_tokens=max_new_tokens,
+                    judge=judge, batch_size=batch_size).rate
+                rows.append(dict(method=method, prompts=name, alpha=float(alpha), rate=rate, n=len(prompts)))
+    return pd.DataFrame(rows)

@@ -62,7 +62,7 @@ def prompt_sets(cfg: DimConfig) -> dict[str, list[str]]:
     }
 
 
-def filter_val(model: RefusalModel, harmful: list[str], harmless: list[str], batch_size: int):
+def filter_val(model: RefusalModel, harmful: list[str], harmless: list[str], batch_size: int, split: str = "val"):
     """Baseline-score filtering of the validation prompts (SPEC A).
 
     Harmless val is *not* truncated to the harmful count (the official code's behaviour):
@@ -71,8 +71,8 @@ def filter_val(model: RefusalModel, harmful: list[str], harmless: list[str], bat
     profile) the selected candidate's KL was underestimated by half.
     """
     fn = lambda logits, idx: refusal_score(logits, model.chat.refusal_ids)
-    s_harm = map_last_logits(model, harmful, fn, [], batch_size, desc="scoring harmful val")
-    s_safe = map_last_logits(model, harmless, fn, [], batch_size, desc="scoring harmless val")
+    s_harm = map_last_logits(model, harmful, fn, [], batch_size, desc=f"scoring harmful {split}")
+    s_safe = map_last_logits(model, harmless, fn, [], batch_size, desc=f"scoring harmless {split}")
     kh, ks = filter_by_score(s_harm, s_safe, truncate_harmless=False)
     return [harmful[i] for i in kh], [harmless[i] for i in ks]
 

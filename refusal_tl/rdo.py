@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -355,6 +356,7 @@ def train_rdo(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, 
         order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(cfg.seed + epoch)).tolist()
         group = order[k * cfg.accumulation:(k + 1) * cfg.accumulation]
         opt.zero_grad()
+        t0 = time.perf_counter()
         means = step_losses(model, r, alpha, layer, pairs, group, prep, lengths, cfg)
         r.grad = tangent(r.grad, r.detach())
         torch.nn.utils.clip_grad_norm_([r], cfg.clip)
@@ -370,7 +372,8 @@ def train_rdo(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, 
         state.stopped = event == "stop"
         state.lr = opt.param_groups[0]["lr"]
         state.step += 1
-        state.history.append({"step": state.step, "epoch": epoch, "lr": state.lr, "train_loss": train_loss, **means})
+        state.history.append({"step": state.step, "epoch": epoch, "lr": state.lr, "train_loss": train_loss, **means,
+                              "seconds": time.perf_counter() - t0})
         state.vectors.append(r.detach().cpu().clone())
         state.r, state.optimizer = r.detach().clone(), opt.state_dict()
         if checkpoint is not None:

@@ -21,11 +21,10 @@ from refusal_tl import data, plotting
 from refusal_tl.config import DimConfig
 from refusal_tl.direction import RefusalDirection
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.forward import map_last_logits
 from refusal_tl.hooks import check_width
 from refusal_tl.io import ensure_dir, write_json
-from refusal_tl.metrics import refusal_score
 from refusal_tl.model import RefusalModel, load_model
+from refusal_tl.pipeline import filter_val, prompt_sets
 from refusal_tl.rdo import RdoConfig, RdoRun, RdoSelection, select_rdo, train_rdo
 from refusal_tl.targets import make_targets
 
@@ -89,14 +88,6 @@ class RdoResult:
         return {"rdo_loss_curves": plotting.rdo_loss_curves(self.run.history, self.selection.step)}
 
 
-def _filter(model: RefusalModel, harmful: list[str], harmless: list[str], batch_size: int):
-    """Keep harmful prompts the model refuses (score > 0) and harmless ones it answers (< 0)."""
-    fn = lambda logits, idx: refusal_score(logits, model.chat.refusal_ids)
-    s_harm = map_last_logits(model, harmful, fn, [], batch_size, desc="scoring harmful train")
-    s_safe = map_last_logits(model, harmless, fn, [], batch_size, desc="scoring harmless train")
-    return [p for p, s in zip(harmful, s_harm) if s > 0], [p for p, s in zip(harmless, s_safe) if s < 0]
-
-
 def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = None,
                    harmful: list[str] | None = None, harmless: list[str] | None = None,
                    filter_prompts: bool = True, batch_size: int = 16,
@@ -110,8 +101,8 @@ def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = N
     harmful = data.bundled("harmful", "train", n) if harmful is None else harmful
     harmless = data.bundled("harmless", "train", n) if harmless is None else harmless
     n_before = (len(harmful), len(harmless))
-    if filter_prompts:
-        harmful, harmless = _filter(model, harmful, harmless, batch_size)
+    if filter_prompts:  # the same baseline-score filter as DIM; balancing comes next
+        harmful, harmless = filter_val(model, harmful, harmless, batch_size, split="train")
     k = min(len(harmful), len(harmless))
     if k == 0:
         raise RefusalTLError("no RDO training pairs left after filtering (the model refuses none of the harmful "
@@ -143,8 +134,6 @@ def load_dim(run_dir: Path, model: RefusalModel) -> RefusalDirection:
 
 def val_sets(run_dir: Path, model: RefusalModel, batch_size: int) -> tuple[list[str], list[str]]:
     """The DIM run's filtered validation prompts (for ``last20`` selection)."""
-    from refusal_tl.pipeline import filter_val, prompt_sets
-
     meta = json.loads((run_dir / "dim" / "metadata.json").read_text())
     dim_cfg = DimConfig(**meta["config"])
     sets = prompt_sets(dim_cfg)
@@ -154,13 +143,16 @@ def val_sets(run_dir: Path, model: RefusalModel, batch_size: int) -> tuple[list[
 
 
 def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None = None,
-            progress: bool = True) -> RdoResult:
-    """Train an RDO direction from the DIM result in ``run_dir`` and save it under ``run_dir/rdo``."""
+            name: str = "rdo", progress: bool = True) -> RdoResult:
+    """Train an RDO direction from the DIM result in ``run_dir`` and save it under ``run_dir/name``.
+
+    ``name`` lets sweeps (e.g. over λ_ret) keep one sub-directory per setting.
+    """
     run_dir = Path(run_dir)
     seconds: dict[str, float] = {}
     model = model or load_model(cfg.model)
     dim = load_dim(run_dir, model)
-    out = ensure_dir(run_dir / "rdo")
+    out = ensure_dir(run_dir / name)
     layer = model.check_layer(dim.layer if cfg.layer is None else cfg.layer)
     alpha = dim.norm
 
@@ -213,9 +205,26 @@ def save_rdo(result: RdoResult, out: Path) -> None:
         plotting.save_figure(fig, out / "figures" / name)
 
 
-def load_rdo_history(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "rdo" / "history.json"
-    if not path.is_file():
-        raise RefusalTLError(f"no RDO run at {path.parent}: run `refusal-tl rdo --run {run_dir}` first.")
-    return json.loads(path.read_text())
+def retain_sweep(model: RefusalModel, run_dir: str | Path, cfg: RdoRunConfig, lambdas: list[float],
+                 harmful: list[str], harmless: list[str], max_new_tokens: int = 32, batch_size: int = 16):
+    """Paper Fig. 15: train one RDO direction per retain weight λ_ret and measure the
+    trade-off (refusal rate on harmful prompts under ablation vs. first-token KL on harmless).
+
+    Each run lives in ``run_dir/rdo_ret{λ}`` (resumable). Not in the official code; the
+    paper's text is the reference. Returns one row per λ.
+    """
+    import pandas as pd
+
+    from refusal_tl.evaluate import evaluate_intervention, first_token_kl
+
+    rows = []
+    for lam in lambdas:
+        weights = {**cfg.rdo.weights, "ret": float(lam)}
+        sub = RdoRunConfig(**{**asdict(cfg), "rdo": RdoConfig(**{**asdict(cfg.rdo), "weights": weights})})
+        res = run_rdo(sub, run_dir, model, name=f"rdo_ret{lam:g}")
+        rate = evaluate_intervention(model, harmful, res.direction, "ablate", max_new_tokens=max_new_tokens,
+                                     batch_size=batch_size).rate
+        kl = first_token_kl(model, harmless, res.direction, "ablate", batch_size=batch_size)
+        rows.append(dict(lambda_ret=float(lam), refusal_ablated=rate, kl=kl, cosine_to_dim=res.cosine_to_dim))
+    return pd.DataFrame(rows)
 

@@ -136,3 +136,30 @@ def test_help_teaches():
     out = subprocess.run([sys.executable, "-m", "refusal_tl.cli", "eval", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "ablate" in out.stdout and "subtract" in out.stdout and "alpha" in out.stdout
+
+
+def test_rdo_without_dim_names_the_command(tmp_path, capsys):
+    code, err = run_cli(capsys, "rdo", "--run", tmp_path / "run")
+    assert_one_line_error(code, err, "refusal-tl dim --out")
+
+
+def test_rdo_with_dim_of_another_model(tiny_dir, tmp_path, capsys):
+    RefusalDirection(torch.randn(64), layer=1, pos=-1, model="other", weights_sha="x").save(
+        tmp_path / "run" / "dim" / "direction.safetensors")
+    code, err = run_cli(capsys, "rdo", "--model", tiny_dir, "--run", tmp_path / "run")
+    assert_one_line_error(code, err, "width")
+
+
+def test_rdo_cli_trains_and_writes(tiny_dir, tmp_path, capsys):
+    """The whole `refusal-tl rdo` path on the tiny model: targets, two steps, selection, files."""
+    dim = RefusalDirection(3 * torch.randn(32), layer=2, pos=-1, model=tiny_dir.name, weights_sha="x")
+    dim.save(tmp_path / "run" / "dim" / "direction.safetensors")
+    code = main(["rdo", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci",
+                 "--no-filter", "--n-train", "8", "--accumulation", "4", "--epochs", "1", "--lambda-ret", "0.5"])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "run" / "rdo"
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["steps"] == 2 and meta["config"]["rdo"]["weights"]["ret"] == 0.5
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    d = RefusalDirection.load(out / "direction.safetensors")
+    assert d.method == "rdo" and d.layer == 2 and d.norm == pytest.approx(dim.norm, rel=1e-5)

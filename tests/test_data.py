@@ -16,12 +16,20 @@ def test_bundled_sets_are_large_and_categorised():
 
 @pytest.mark.parametrize("kind", ["harmful", "harmless"])
 def test_splits_are_fixed_and_disjoint(kind):
-    splits = {s: data.bundled(kind, s) for s in data.SPLITS}
-    assert splits == {s: data.bundled(kind, s) for s in data.SPLITS}  # deterministic
+    splits = {s: data.bundled(kind, s) for s in ("train", "val", "test")}
+    assert splits == {s: data.bundled(kind, s) for s in ("train", "val", "test")}  # deterministic
     all_prompts = [p for s in splits.values() for p in s]
     assert len(all_prompts) == len(set(all_prompts)) == len(data.bundled_records(kind))
     assert len(splits["train"]) > len(splits["val"]) > 0 and len(splits["test"]) > 0
     assert data.bundled(kind, "train", 5) == splits["train"][:5]
+
+
+def test_sensitive_set_is_harmless_looking_and_separate():
+    sensitive = data.bundled("sensitive", "all")
+    assert len(sensitive) >= 50 and len(set(sensitive)) == len(sensitive)
+    assert len({r["category"] for r in data.bundled_records("sensitive")}) >= 6
+    others = set(data.bundled("harmful", "all")) | set(data.bundled("harmless", "all"))
+    assert not set(sensitive) & others
 
 
 def test_load_prompt_formats(tmp_path):

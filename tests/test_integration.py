@@ -63,3 +63,54 @@ def test_rerun_resumes_from_checkpoints(qwen, dim_run):
     again = run_dim(dim_run.config, dim_run.run_dir.parent, qwen)
     assert again.seconds["extract"] < 5 and again.seconds["select"] < 60
     torch.testing.assert_close(again.direction.vector, dim_run.direction.vector)
+
+
+@pytest.fixture(scope="module")
+def rdo_run(qwen, dim_run):
+    from refusal_tl.rdo_pipeline import RdoRunConfig, run_rdo
+
+    return run_rdo(RdoRunConfig.from_profile("ci"), dim_run.run_dir.parent, qwen, progress=False)
+
+
+def test_rdo_run_writes_direction_history_and_figures(rdo_run, dim_run):
+    out = rdo_run.run_dir
+    for name in ("direction.safetensors", "direction.json", "history.json", "metadata.json", "train.pt",
+                 "figures/rdo_loss_curves.html"):
+        assert (out / name).is_file(), name
+    d = rdo_run.direction
+    assert d.method == "rdo" and d.layer == dim_run.direction.layer
+    assert d.norm == pytest.approx(dim_run.direction.norm, rel=1e-5)  # α·r̂ with α = ‖DIM‖
+    assert rdo_run.info["pairs"] >= 8 and rdo_run.run.step == len(rdo_run.run.history) >= 1
+    assert all(h[k] >= 0 for h in rdo_run.run.history for k in ("abl", "add", "ret"))
+    assert rdo_run.info["targets"]["answer"]["n"] == rdo_run.info["pairs"]
+
+
+def test_rdo_training_lowers_its_loss_on_the_real_model(qwen, dim_run, tmp_path):
+    """Three steps of RDO on the bundled model lower the loss below the random start."""
+    from refusal_tl.rdo import RdoConfig, train_rdo
+    from refusal_tl.rdo_pipeline import training_pairs
+
+    pairs, _ = training_pairs(qwen, dim_run.direction, n=48, cache_dir=dim_run.run_dir.parent / "rdo")
+    run = train_rdo(qwen, pairs[:4], dim_run.direction.norm, dim_run.direction.layer,
+                    RdoConfig(accumulation=4, epochs=3, lr=5e-2), progress=False)
+    losses = [h["train_loss"] for h in run.history]
+    print("RDO losses on 4 pairs:", [round(x, 3) for x in losses])
+    assert losses[-1] < losses[0]
+
+
+def test_rdo_same_seed_and_resume_give_the_same_direction(qwen, rdo_run, dim_run, tmp_path):
+    from refusal_tl.rdo_pipeline import run_rdo
+
+    other = tmp_path / "resumed"
+    (other / "dim").mkdir(parents=True)
+    for f in (dim_run.run_dir / "direction.safetensors", dim_run.run_dir / "metadata.json"):
+        (other / "dim" / f.name).write_bytes(f.read_bytes())
+    (other / "rdo").mkdir()
+    for f in rdo_run.run_dir.glob("targets-*.json"):  # deterministic; saves regenerating them
+        (other / "rdo" / f.name).write_bytes(f.read_bytes())
+    cfg = rdo_run.config
+    run_rdo(type(cfg)(**{**cfg.__dict__, "max_steps": 1}), other, qwen, progress=False)  # interrupted after 1 step
+    resumed = run_rdo(cfg, other, qwen, progress=False)
+    assert resumed.run.step == rdo_run.run.step
+    cos = torch.nn.functional.cosine_similarity(resumed.direction.vector, rdo_run.direction.vector, dim=0)
+    assert cos >= 0.999

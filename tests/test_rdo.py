@@ -97,3 +97,18 @@ def test_hard_constraint_keeps_direction_orthogonal(tiny):
     dim = torch.randn(1, tiny.d_model)
     run = train_rdo(tiny, tiny_pairs(), 3.0, 2, RdoConfig(accumulation=2), constraints=dim, progress=False)
     assert abs(float(run.r @ dim[0] / dim.norm())) < 1e-5
+
+
+def test_last20_selection_scores_the_last_vectors(tiny):
+    from refusal_tl.rdo import RdoConfig, select_rdo, train_rdo
+
+    run = train_rdo(tiny, tiny_pairs(), 3.0, 2, RdoConfig(accumulation=2, epochs=2), progress=False)
+    sel = select_rdo(tiny, run, 3.0, 2, "last20", PROMPTS[:3], PROMPTS[3:6], last=3)
+    assert [row["step"] for row in sel.table] == [1, 2, 3]
+    assert all({"bypass", "induce", "kl"} <= row.keys() for row in sel.table)
+    admissible = [row for row in sel.table if row["kl"] <= 0.1 and (row["induce"] >= 0 or "induce" in sel.relaxed)]
+    if "kl" in sel.relaxed:  # nothing passed: the official lowest-loss vector is used
+        assert not admissible and sel.step == run.lowest_loss_step
+    else:
+        assert sel.step == min(admissible, key=lambda row: row["bypass"])["step"]
+    assert select_rdo(tiny, run, 3.0, 2).step == run.lowest_loss_step
