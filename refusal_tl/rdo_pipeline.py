@@ -28,14 +28,21 @@ from refusal_tl.pipeline import filter_val, prompt_sets
 from refusal_tl.rdo import RdoConfig, RdoRun, RdoSelection, select_rdo, train_rdo
 from refusal_tl.targets import make_targets
 
-# Training prompts per class before filtering, and how the optimiser batches them.
-# ``paper``: the official effective batch 16 and a single epoch (SPEC E). ``cpu``: the
-# whole bundled train split; the bundled model refuses ~40% of it, leaving ~70 pairs, so
-# the profile takes steps of 8 examples over 6 epochs (~50 steps, the paper's order of
-# magnitude) to fit ~15 minutes on a 2-core CPU. ``ci``: a few steps, for tests.
+# Training prompts per class before filtering, and how the optimiser runs.
+# ``paper``: exactly SPEC E (effective batch 16, one epoch, the paper's retain KL,
+# λ = 1 / 0.2 / 1). ``cpu`` and ``ci`` are tuned for the bundled 0.5B model on a 2-core
+# CPU, and say so in every run's metadata:
+# - the whole bundled train split; the model refuses ~40 % of it, leaving ~64 pairs, so
+#   steps of 8 examples over 6 epochs (~50 steps, the paper's order of magnitude, ~11 min);
+# - the authors' code's retain KL (``code``: KL(ablated‖clean) summed over the window, ~30×
+#   the paper's per unit λ) and λ_add = 1. Measured on held-out prompts (README): with the
+#   paper's settings RDO's first-token KL (0.077) and induced refusal (60 %) fell short of
+#   DIM's (0.059, 66 %); the code's KL brought the KL to 0.018 and λ_add = 1 restores the
+#   addition term's weight against the stronger retain term.
+SMALL_MODEL = dict(retain_kl="code", weights={"abl": 1.0, "add": 1.0, "ret": 1.0})
 RDO_PROFILES: dict[str, dict] = {
-    "ci": dict(n_train=48, rdo=dict(accumulation=8, epochs=1)),
-    "cpu": dict(n_train=None, rdo=dict(accumulation=8, epochs=6)),
+    "ci": dict(n_train=48, rdo=dict(accumulation=8, epochs=1, **SMALL_MODEL)),
+    "cpu": dict(n_train=None, rdo=dict(accumulation=8, epochs=6, **SMALL_MODEL)),
     "paper": dict(n_train=None, rdo=dict(accumulation=16, epochs=1)),
 }
 
