@@ -64,8 +64,8 @@ Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~10 min, paper: use a GPU."
 Reads RUN_DIR/dim/direction.safetensors (alpha = its norm, l_add = its layer), builds
 targets (t_answer under DIM ablation, t_refusal under +alpha*DIM, t_retain) for filtered,
 balanced train pairs, and trains a unit direction r on the sphere with
-L = lambda_abl*L_abl + lambda_add*L_add + lambda_ret*L_ret (paper profile: 1, 0.2, 1 and
-the paper's retain KL; ci/cpu: 1, 1, 1 and the authors' code's summed retain KL).
+L = lambda_abl*L_abl + lambda_add*L_add + lambda_ret*L_ret (defaults 1, 0.2, 1; the paper
+profile uses the paper's retain KL, ci/cpu the authors' code's summed retain KL).
 Writes RUN_DIR/rdo/{direction.safetensors,direction.json,history.json,metadata.json,
 train.pt,figures/}. Training checkpoints every step; rerun the same command to resume.
 
@@ -76,7 +76,7 @@ Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU."
     r.add_argument("--layer", type=int, default=None, help="addition layer l_add (default: the DIM layer)")
     r.add_argument("--lambda-abl", type=float, default=None, help="weight of the ablation loss (default 1.0)")
     r.add_argument("--lambda-add", type=float, default=None,
-                   help="weight of the addition loss (paper profile 0.2; ci/cpu 1.0)")
+                   help="weight of the addition loss (default 0.2)")
     r.add_argument("--lambda-ret", type=float, default=None, help="weight of the retain loss (default 1.0)")
     r.add_argument("--retain-kl", default=None, choices=["paper", "code"],
                    help="paper: KL(clean||ablated) averaged over the window (paper profile); "
@@ -141,14 +141,13 @@ def cmd_dim(args) -> None:
 
 def cmd_rdo(args) -> None:
     from refusal_tl.model import load_model
-    from refusal_tl.rdo_pipeline import RDO_PROFILES, RdoRunConfig, dim_path, run_rdo
+    from refusal_tl.rdo_pipeline import RdoRunConfig, dim_path, run_rdo
 
     dim_path(args.run)  # fail before loading the model
     weights = {k: v for k, v in (("abl", args.lambda_abl), ("add", args.lambda_add), ("ret", args.lambda_ret))
                if v is not None}
-    profile_weights = RDO_PROFILES[args.profile]["rdo"].get("weights", {"abl": 1.0, "add": 0.2, "ret": 1.0})
     rdo = dict(epochs=args.epochs, accumulation=args.accumulation, micro_batch=args.micro_batch, seed=args.seed,
-               retain_kl=args.retain_kl, weights={**profile_weights, **weights})
+               retain_kl=args.retain_kl, weights={"abl": 1.0, "add": 0.2, "ret": 1.0, **weights})
     cfg = RdoRunConfig.from_profile(
         args.profile, rdo=rdo, model=args.model, n_train=args.n_train, layer=args.layer,
         selection=args.selection, batch_size=args.batch_size, max_steps=args.max_steps,

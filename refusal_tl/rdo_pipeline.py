@@ -35,11 +35,11 @@ from refusal_tl.targets import make_targets
 # - the whole bundled train split; the model refuses ~40 % of it, leaving ~64 pairs, so
 #   steps of 8 examples over 6 epochs (~50 steps, the paper's order of magnitude, ~11 min);
 # - the authors' code's retain KL (``code``: KL(ablated‖clean) summed over the window, ~30×
-#   the paper's per unit λ) and λ_add = 1. Measured on held-out prompts (README): with the
-#   paper's settings RDO's first-token KL (0.077) and induced refusal (60 %) fell short of
-#   DIM's (0.059, 66 %); the code's KL brought the KL to 0.018 and λ_add = 1 restores the
-#   addition term's weight against the stronger retain term.
-SMALL_MODEL = dict(retain_kl="code", weights={"abl": 1.0, "add": 1.0, "ret": 1.0})
+#   the paper's per unit λ). Measured on held-out prompts (README): with the paper's KL the
+#   trained direction's first-token KL on harmless prompts (0.077) exceeded DIM's (0.059);
+#   with the code's KL it is 0.018. (λ_add = 1 was tried too: it weakened ablation and
+#   did not reach DIM's induced refusal, so the paper's weights stay.)
+SMALL_MODEL = dict(retain_kl="code")
 RDO_PROFILES: dict[str, dict] = {
     "ci": dict(n_train=48, rdo=dict(accumulation=8, epochs=1, **SMALL_MODEL)),
     "cpu": dict(n_train=None, rdo=dict(accumulation=8, epochs=6, **SMALL_MODEL)),
