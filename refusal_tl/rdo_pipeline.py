@@ -32,7 +32,7 @@ from refusal_tl.targets import make_targets
 # ``paper``: exactly SPEC E (effective batch 16, one epoch, the paper's retain KL,
 # λ = 1 / 0.2 / 1). ``cpu`` and ``ci`` are tuned for the bundled 0.5B model on a 2-core
 # CPU, and say so in every run's metadata:
-# - the whole bundled train split; the model refuses ~40 % of it, leaving ~64 pairs, so
+# - the whole bundled train split; the model refuses a third of it, leaving 64 pairs, so
 #   steps of 8 examples over 6 epochs (~50 steps, the paper's order of magnitude, ~11 min);
 # - the authors' code's retain KL (``code``: KL(ablated‖clean) summed over the window, ~30×
 #   the paper's per unit λ). Measured on held-out prompts (README): with the paper's KL the
