@@ -66,10 +66,7 @@ def last_logits(
     Differentiable (hooks whose direction is a parameter get gradients); wrap the call in
     ``torch.no_grad()`` for inference.
     """
-    with model.bridge.hooks(fwd_hooks=list(fwd_hooks)):
-        cache, mask = prefill(model, batch)
-        out = model.bridge(batch.ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1)
-    return out[:, -1].float()
+    return window_logits(model, batch, 1, list(fwd_hooks))[:, -1].float()
 
 
 def map_last_logits(

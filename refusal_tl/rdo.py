@@ -302,10 +302,6 @@ class RdoRun:
         """Index of the saved vector with the lowest unweighted train loss (official selection)."""
         return min(range(len(self.history)), key=lambda i: self.history[i]["train_loss"])
 
-    @property
-    def lowest_loss_vector(self) -> Tensor:
-        return self.vectors[self.lowest_loss_step]
-
 
 def _project_constraints(r: Tensor, constraints: Tensor | None) -> Tensor:
     """Remove the span of ``constraints`` (rows) from r (hard constraint, SPEC G)."""
