@@ -87,6 +87,10 @@ Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU."
     r.add_argument("--epochs", type=int, default=None)
     r.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
     r.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
+    r.add_argument("--refusal-targets", choices=["all", "refusing"], default=None,
+                   help="L_add on every t_refusal (paper) or only on those that are refusals (ci/cpu profiles)")
+    r.add_argument("--plateau-window", type=int, default=None,
+                   help="step losses averaged by the reduce-on-plateau rule (1: the paper's raw step loss)")
     r.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resumable)")
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
@@ -147,10 +151,12 @@ def cmd_rdo(args) -> None:
     weights = {k: v for k, v in (("abl", args.lambda_abl), ("add", args.lambda_add), ("ret", args.lambda_ret))
                if v is not None}
     rdo = dict(epochs=args.epochs, accumulation=args.accumulation, micro_batch=args.micro_batch, seed=args.seed,
+               plateau_window=args.plateau_window,
                retain_kl=args.retain_kl, weights={"abl": 1.0, "add": 0.2, "ret": 1.0, **weights})
     cfg = RdoRunConfig.from_profile(
         args.profile, rdo=rdo, model=args.model, n_train=args.n_train, layer=args.layer,
-        selection=args.selection, batch_size=args.batch_size, max_steps=args.max_steps,
+        selection=args.selection, refusal_targets=args.refusal_targets,
+        batch_size=args.batch_size, max_steps=args.max_steps,
         filter_prompts=False if args.no_filter else None, harmful_train=args.harmful_train,
         harmless_train=args.harmless_train,
     )

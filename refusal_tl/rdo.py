@@ -41,6 +41,7 @@ from refusal_tl.chat import Batch
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.forward import layer_inputs, logits_from, window_logits
 from refusal_tl.hooks import ablation_hooks, addition_hooks
+from refusal_tl.io import json_digest
 from refusal_tl.losses import retain_kl, target_cross_entropy, target_labels, total_loss
 from refusal_tl.model import RefusalModel
 
@@ -63,6 +64,7 @@ class RdoConfig:
     epochs: int = 1
     weights: dict = field(default_factory=lambda: {"abl": 1.0, "add": 0.2, "ret": 1.0})
     retain_kl: str = "paper"  # or "code": the authors' KL(ablated‖clean) summed over the window
+    plateau_window: int = 1  # step losses averaged by the plateau rule (1: SPEC E)
     seed: int = 42
 
     def key(self) -> dict:
@@ -79,18 +81,27 @@ def tangent(grad: Float[Tensor, "d_model"], r: Float[Tensor, "d_model"]) -> Floa
 @dataclass
 class Plateau:
     """Reduce-on-plateau: ÷10 after ``patience`` steps without a new best (at most
-    ``max_reductions`` times); the next plateau stops training (SPEC E)."""
+    ``max_reductions`` times); the next plateau stops training (SPEC E).
+
+    ``window`` > 1 compares the mean of the last ``window`` step losses instead of the
+    step loss itself (SPEC E is ``window=1``): with few examples per step the step loss is
+    mostly batch-to-batch noise, and a noisy "plateau" cuts the learning rate early.
+    """
 
     patience: int = 5
     max_reductions: int = 2
+    window: int = 1
     best: float = float("inf")
     bad_steps: int = 0
     reductions: int = 0
+    recent: list[float] = field(default_factory=list)
 
     def step(self, loss: float) -> str:
         """Record one step's unweighted train loss; return 'ok', 'reduce' or 'stop'."""
-        if loss < self.best:
-            self.best, self.bad_steps = loss, 0
+        self.recent = (self.recent + [loss])[-self.window:]
+        value = sum(self.recent) / len(self.recent)
+        if value < self.best:
+            self.best, self.bad_steps = value, 0
             return "ok"
         self.bad_steps += 1
         if self.bad_steps < self.patience:
@@ -330,13 +341,13 @@ def train_rdo(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, 
     if per_epoch == 0:
         raise RefusalTLError(f"RDO needs at least {cfg.accumulation} training pairs (one step); got {len(pairs)}. "
                              "Use a larger profile or more prompts.")
-    key = {**cfg.key(), "alpha": round(alpha, 6), "layer": layer, "n_pairs": len(pairs),
+    key = {**cfg.key(), "alpha": round(alpha, 6), "layer": layer, "n_pairs": len(pairs), "pairs": json_digest(pairs),
            "constraints": None if constraints is None else constraints.shape[0]}
     gen = torch.Generator().manual_seed(cfg.seed)
     r0 = _project_constraints(torch.randn(model.d_model, generator=gen), constraints)
     r = torch.nn.Parameter((r0 / r0.norm()).to(model.device))
     opt = torch.optim.AdamW([r], lr=cfg.lr, betas=cfg.betas, weight_decay=0.0, amsgrad=True)
-    state = RdoRun(r.detach().clone(), opt.state_dict(), Plateau(cfg.patience, cfg.max_lr_reductions), cfg.lr, key)
+    state = RdoRun(r.detach().clone(), opt.state_dict(), Plateau(cfg.patience, cfg.max_lr_reductions, cfg.plateau_window), cfg.lr, key)
     if checkpoint is not None and Path(checkpoint).is_file():
         state = torch.load(checkpoint, weights_only=False)
         if state.key != key:

@@ -11,6 +11,7 @@ the same command resumes.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,10 +24,13 @@ from refusal_tl.direction import RefusalDirection
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.hooks import check_width
 from refusal_tl.io import ensure_dir, write_json
+from refusal_tl.metrics import is_refusal
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.pipeline import filter_val, prompt_sets
 from refusal_tl.rdo import RdoConfig, RdoRun, RdoSelection, select_rdo, train_rdo
 from refusal_tl.targets import make_targets
+
+log = logging.getLogger(__name__)
 
 # Training prompts per class before filtering, and how the optimiser runs.
 # ``paper``: exactly SPEC E (effective batch 16, one epoch, the paper's retain KL,
@@ -41,9 +45,9 @@ from refusal_tl.targets import make_targets
 #   did not reach DIM's induced refusal, so the paper's weights stay.)
 SMALL_MODEL = dict(retain_kl="code")
 RDO_PROFILES: dict[str, dict] = {
-    "ci": dict(n_train=48, rdo=dict(accumulation=8, epochs=1, **SMALL_MODEL)),
-    "cpu": dict(n_train=None, rdo=dict(accumulation=8, epochs=6, **SMALL_MODEL)),
-    "paper": dict(n_train=None, rdo=dict(accumulation=16, epochs=1)),
+    "ci": dict(n_train=48, refusal_targets="refusing", rdo=dict(accumulation=8, epochs=1, **SMALL_MODEL)),
+    "cpu": dict(n_train=None, refusal_targets="refusing", rdo=dict(accumulation=16, epochs=6, **SMALL_MODEL)),
+    "paper": dict(n_train=None, refusal_targets="all", rdo=dict(accumulation=16, epochs=1)),
 }
 
 
@@ -57,6 +61,7 @@ class RdoRunConfig:
     filter_prompts: bool = True
     layer: int | None = None  # l_add; None: the DIM layer
     selection: str = "lowest_loss"  # or "last20"
+    refusal_targets: str = "all"  # or "refusing": L_add only on t_refusal the substring judge calls a refusal
     batch_size: int = 16  # prompts per forward for targets and scoring
     harmful_train: str | None = None  # local files; None = bundled splits
     harmless_train: str | None = None
@@ -70,7 +75,8 @@ class RdoRunConfig:
         base = RDO_PROFILES[profile]
         given = {k: v for k, v in overrides.items() if v is not None}
         rdo_kw = {**base["rdo"], **{k: v for k, v in (rdo or {}).items() if v is not None}}
-        return cls(profile=profile, **{"n_train": base["n_train"], **given}, rdo=RdoConfig(**rdo_kw))
+        top = {k: v for k, v in base.items() if k != "rdo"}
+        return cls(profile=profile, **{**top, **given}, rdo=RdoConfig(**rdo_kw))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,13 +104,21 @@ class RdoResult:
 def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = None,
                    harmful: list[str] | None = None, harmless: list[str] | None = None,
                    filter_prompts: bool = True, batch_size: int = 16,
-                   cache_dir: str | Path | None = None) -> tuple[list[dict], dict]:
+                   cache_dir: str | Path | None = None, refusal_targets: str = "all") -> tuple[list[dict], dict]:
     """RDO training pairs: filtered, balanced prompts with their targets (SPEC A, E).
 
     Harmful prompts the model refuses are paired with harmless prompts it answers,
     balanced to ``min(n_harm, n_safe)``; targets come from :func:`make_targets` (cached in
     ``cache_dir``). Defaults: the first ``n`` prompts of the bundled train splits.
+
+    ``refusal_targets="refusing"`` keeps L_add to the t_refusal texts that are refusals
+    (substring judge): on a small model DIM addition often fails to refuse (the bundled
+    model answers 39 % of its train prompts plainly), and such a target teaches r to make
+    the model *answer* under addition. A pair with a non-refusing t_refusal borrows the
+    refusal example of a refusing pair (cycled), so every pair still has all three terms.
     """
+    if refusal_targets not in ("all", "refusing"):
+        raise RefusalTLError(f"unknown refusal_targets {refusal_targets!r}: choose all or refusing.")
     harmful = data.bundled("harmful", "train", n) if harmful is None else harmful
     harmless = data.bundled("harmless", "train", n) if harmless is None else harmless
     n_before = (len(harmful), len(harmless))
@@ -116,10 +130,32 @@ def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = N
                              "prompts, or all harmless ones); use more prompts or --no-filter.")
     harmful, harmless = harmful[:k], harmless[:k]
     targets = make_targets(model, dim, harmful, harmless, batch_size, cache_dir)
-    pairs = [{"answer": (harmful[i], targets.answer.targets[i]), "refusal": (harmless[i], targets.refusal.targets[i]),
+    refusal = list(zip(harmless, targets.refusal.targets))
+    info = {"prompts_before_filter": n_before, "pairs": k, "filtered": filter_prompts, "targets": targets.summary(),
+            "refusal_targets": refusal_targets,
+            "refusal_targets_refusing": sum(is_refusal(t) for t in targets.refusal.targets)}
+    if refusal_targets == "refusing":
+        refusal = refusing_refusals(refusal)
+    pairs = [{"answer": (harmful[i], targets.answer.targets[i]), "refusal": refusal[i],
               "retain": (harmless[i], targets.retain.targets[i])} for i in range(k)]
-    info = {"prompts_before_filter": n_before, "pairs": k, "filtered": filter_prompts, "targets": targets.summary()}
     return pairs, info
+
+
+def refusing_refusals(examples: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Replace each (prompt, t_refusal) whose target is not a refusal by a refusing one, cycling."""
+    refusing = [ex for ex in examples if is_refusal(ex[1])]
+    if not refusing:
+        log.warning("No t_refusal target is a refusal (DIM addition never made the model refuse); "
+                    "L_add keeps all of them.")
+        return examples
+    out, j = [], 0
+    for ex in examples:
+        if is_refusal(ex[1]):
+            out.append(ex)
+        else:
+            out.append(refusing[j % len(refusing)])
+            j += 1
+    return out
 
 
 def dim_path(run_dir: str | Path) -> Path:
@@ -167,7 +203,7 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     harmful = data.load_prompts(cfg.harmful_train, cfg.n_train) if cfg.harmful_train else None
     harmless = data.load_prompts(cfg.harmless_train, cfg.n_train) if cfg.harmless_train else None
     pairs, info = training_pairs(model, dim, cfg.n_train, harmful, harmless, cfg.filter_prompts,
-                                 cfg.batch_size, out)
+                                 cfg.batch_size, out, cfg.refusal_targets)
     seconds["targets"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -155,11 +155,14 @@ def test_rdo_cli_trains_and_writes(tiny_dir, tmp_path, capsys):
     dim = RefusalDirection(3 * torch.randn(32), layer=2, pos=-1, model=tiny_dir.name, weights_sha="x")
     dim.save(tmp_path / "run" / "dim" / "direction.safetensors")
     code = main(["rdo", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci",
-                 "--no-filter", "--n-train", "8", "--accumulation", "4", "--epochs", "1", "--lambda-ret", "0.5"])
+                 "--no-filter", "--n-train", "8", "--accumulation", "4", "--epochs", "1", "--lambda-ret", "0.5",
+                 "--plateau-window", "2"])
     assert code == 0, capsys.readouterr().err
     out = tmp_path / "run" / "rdo"
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["steps"] == 2 and meta["config"]["rdo"]["weights"]["ret"] == 0.5
+    assert meta["config"]["refusal_targets"] == meta["data"]["refusal_targets"] == "refusing"  # ci profile
+    assert meta["config"]["rdo"]["plateau_window"] == 2
     assert len(json.loads((out / "history.json").read_text())) == 2
     d = RefusalDirection.load(out / "direction.safetensors")
     assert d.method == "rdo" and d.layer == 2 and d.norm == pytest.approx(dim.norm, rel=1e-5)

@@ -19,6 +19,15 @@ def test_plateau_schedule_reduces_twice_then_stops():
     assert events == ["ok", "ok", "ok", "reduce", "ok", "reduce", "ok", "ok", "stop", "ok", "stop"]
 
 
+def test_plateau_window_ignores_step_to_step_noise():
+    noisy = [1.2, 1.3, 1.0, 1.15, 1.25, 0.95, 1.1, 1.2, 0.9]  # falling trend; every third batch is easy
+    raw = Plateau(patience=2, max_reductions=2)
+    assert [raw.step(x) for x in noisy][4] == "reduce"
+    smooth = Plateau(patience=2, max_reductions=2, window=3)
+    assert [smooth.step(x) for x in noisy] == ["ok"] * len(noisy)
+    assert smooth.recent == noisy[-3:]
+
+
 def tiny_pairs():
     return [{"answer": (PROMPTS[i], " Sure here is how"), "refusal": (PROMPTS[-1 - i], " I cannot help"),
              "retain": (PROMPTS[-1 - i], " the sea is")} for i in range(4)]
@@ -89,6 +98,29 @@ def test_same_seed_same_direction_and_resume_equals_uninterrupted(tiny, tmp_path
     resumed = train_rdo(tiny, tiny_pairs(), 3.0, 2, cfg, checkpoint=str(ckpt), progress=False)
     assert resumed.step == full.step == 4
     torch.testing.assert_close(resumed.r, full.r, atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_of_other_settings_or_data_is_refused(tiny, tmp_path):
+    import pytest
+
+    from refusal_tl.errors import RefusalTLError
+    from refusal_tl.rdo import RdoConfig, train_rdo
+
+    ckpt = tmp_path / "rdo.pt"
+    train_rdo(tiny, tiny_pairs(), 3.0, 2, RdoConfig(accumulation=2), checkpoint=str(ckpt), max_steps=1, progress=False)
+    other_data = [{**p, "refusal": (p["refusal"][0], " Sorry")} for p in tiny_pairs()]
+    for pairs, cfg in [(other_data, RdoConfig(accumulation=2)), (tiny_pairs(), RdoConfig(accumulation=2, seed=1))]:
+        with pytest.raises(RefusalTLError, match="other settings"):
+            train_rdo(tiny, pairs, 3.0, 2, cfg, checkpoint=str(ckpt), progress=False)
+
+
+def test_refusing_refusals_replace_answers_by_refusals_cycling():
+    from refusal_tl.rdo_pipeline import refusing_refusals
+
+    examples = [("a", "I'm sorry, but no"), ("b", "Sure, here"), ("c", "I cannot help"), ("d", "Paris"), ("e", "1")]
+    assert refusing_refusals(examples) == [examples[0], examples[0], examples[2], examples[2], examples[0]]
+    answers = [("b", "Sure"), ("d", "Paris")]
+    assert refusing_refusals(answers) == answers  # nothing to borrow: kept (and a warning)
 
 
 def test_hard_constraint_keeps_direction_orthogonal(tiny):
