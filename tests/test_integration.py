@@ -83,6 +83,8 @@ def test_rdo_run_writes_direction_history_and_figures(rdo_run, dim_run):
     assert rdo_run.info["pairs"] >= 8 and rdo_run.run.step == len(rdo_run.run.history) >= 1
     assert all(h[k] >= 0 for h in rdo_run.run.history for k in ("abl", "add", "ret"))
     assert rdo_run.info["targets"]["answer"]["n"] == rdo_run.info["pairs"]
+    assert rdo_run.info["refusal_targets"] == "refusing"  # ci profile: L_add on refusing t_refusal only
+    assert 0 < rdo_run.info["refusal_targets_refusing"] <= rdo_run.info["pairs"]
 
 
 def test_rdo_training_lowers_its_loss_on_the_real_model(qwen, dim_run, tmp_path):
