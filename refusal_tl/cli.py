@@ -48,7 +48,7 @@ among candidates with KL <= 0.1 on harmless val, induce score >= 0 and not in th
 20% of layers. Writes RUN_DIR/dim/{direction.safetensors,direction.json,selection.csv,
 candidates.safetensors,metadata.json,figures/*.html}. Reruns resume from checkpoints.
 
-Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~10 min, paper: use a GPU.""")
+Profiles (bundled model, 2-core CPU): ci ~4 min, cpu ~15 min, paper: use a GPU.""")
     model_args(d)
     d.add_argument("--out", required=True, type=Path, help="run directory RUN_DIR")
     d.add_argument("--profile", default="cpu", choices=["ci", "cpu", "paper"])
@@ -87,6 +87,8 @@ Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU."
     r.add_argument("--epochs", type=int, default=None)
     r.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
     r.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
+    r.add_argument("--restarts", type=int, default=None,
+                   help="random initialisations (seeds SEED, SEED+1, ...); the lowest training loss wins (default 1)")
     r.add_argument("--refusal-targets", choices=["all", "refusing"], default=None,
                    help="L_add on every t_refusal (paper) or only on those that are refusals (ci/cpu profiles)")
     r.add_argument("--plateau-window", type=int, default=None,
@@ -155,7 +157,7 @@ def cmd_rdo(args) -> None:
                retain_kl=args.retain_kl, weights={"abl": 1.0, "add": 0.2, "ret": 1.0, **weights})
     cfg = RdoRunConfig.from_profile(
         args.profile, rdo=rdo, model=args.model, n_train=args.n_train, layer=args.layer,
-        selection=args.selection, refusal_targets=args.refusal_targets,
+        selection=args.selection, refusal_targets=args.refusal_targets, restarts=args.restarts,
         batch_size=args.batch_size, max_steps=args.max_steps,
         filter_prompts=False if args.no_filter else None, harmful_train=args.harmful_train,
         harmless_train=args.harmless_train,

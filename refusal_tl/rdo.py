@@ -347,7 +347,8 @@ def train_rdo(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, 
     r0 = _project_constraints(torch.randn(model.d_model, generator=gen), constraints)
     r = torch.nn.Parameter((r0 / r0.norm()).to(model.device))
     opt = torch.optim.AdamW([r], lr=cfg.lr, betas=cfg.betas, weight_decay=0.0, amsgrad=True)
-    state = RdoRun(r.detach().clone(), opt.state_dict(), Plateau(cfg.patience, cfg.max_lr_reductions, cfg.plateau_window), cfg.lr, key)
+    plateau = Plateau(cfg.patience, cfg.max_lr_reductions, cfg.plateau_window)
+    state = RdoRun(r.detach().clone(), opt.state_dict(), plateau, cfg.lr, key)
     if checkpoint is not None and Path(checkpoint).is_file():
         state = torch.load(checkpoint, weights_only=False)
         if state.key != key:

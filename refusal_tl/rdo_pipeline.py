@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -32,17 +32,18 @@ from refusal_tl.targets import make_targets
 
 log = logging.getLogger(__name__)
 
-# Training prompts per class before filtering, and how the optimiser runs.
-# ``paper``: exactly SPEC E (effective batch 16, one epoch, the paper's retain KL,
-# λ = 1 / 0.2 / 1). ``cpu`` and ``ci`` are tuned for the bundled 0.5B model on a 2-core
-# CPU, and say so in every run's metadata:
+# Training prompts per class before filtering, which t_refusal targets L_add uses, and how
+# the optimiser runs. ``paper``: exactly SPEC E (effective batch 16, one epoch, the paper's
+# retain KL, λ = 1 / 0.2 / 1, every t_refusal). ``cpu`` and ``ci`` are tuned for the bundled
+# 0.5B model on a 2-core CPU, and say so in every run's metadata (README has the numbers):
 # - the whole bundled train split; the model refuses a third of it, leaving 64 pairs, so
-#   steps of 8 examples over 6 epochs (~50 steps, the paper's order of magnitude, ~11 min);
+#   steps of 16 over 6 epochs (24 steps, ~12 min); steps of 8 let batch noise trigger the
+#   plateau rule early (one seed stopped learning after 16 steps);
 # - the authors' code's retain KL (``code``: KL(ablated‖clean) summed over the window, ~30×
-#   the paper's per unit λ). Measured on held-out prompts (README): with the paper's KL the
-#   trained direction's first-token KL on harmless prompts (0.077) exceeded DIM's (0.059);
-#   with the code's KL it is 0.018. (λ_add = 1 was tried too: it weakened ablation and
-#   did not reach DIM's induced refusal, so the paper's weights stay.)
+#   the paper's per unit λ): with the paper's KL the trained direction's first-token KL on
+#   harmless prompts (0.077) exceeded DIM's (0.059); with the code's KL it is 0.013–0.018;
+# - L_add on refusing t_refusal targets only: DIM addition answers 25 of the 64 harmless
+#   train prompts plainly, and those targets held RDO's induced refusal 3 points under DIM's.
 SMALL_MODEL = dict(retain_kl="code")
 RDO_PROFILES: dict[str, dict] = {
     "ci": dict(n_train=48, refusal_targets="refusing", rdo=dict(accumulation=8, epochs=1, **SMALL_MODEL)),
@@ -62,6 +63,7 @@ class RdoRunConfig:
     layer: int | None = None  # l_add; None: the DIM layer
     selection: str = "lowest_loss"  # or "last20"
     refusal_targets: str = "all"  # or "refusing": L_add only on t_refusal the substring judge calls a refusal
+    restarts: int = 1  # random initialisations (seeds seed, seed+1, ...); the lowest training loss wins
     batch_size: int = 16  # prompts per forward for targets and scoring
     harmful_train: str | None = None  # local files; None = bundled splits
     harmless_train: str | None = None
@@ -207,8 +209,10 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     seconds["targets"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ckpt = out / "train.pt"
-    run = train_rdo(model, pairs, alpha, layer, cfg.rdo, ckpt, max_steps=cfg.max_steps, progress=progress)
+    runs = train_restarts(model, pairs, alpha, layer, cfg, out, progress)
+    run = min(runs, key=lambda r: r.history[r.lowest_loss_step]["train_loss"])
+    info["restarts"] = [{"seed": r.key["seed"], "steps": r.step, "chosen": r is run,
+                         "lowest_loss": r.history[r.lowest_loss_step]["train_loss"]} for r in runs]
     seconds["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -221,11 +225,26 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
         vector=alpha * run.vectors[selection.step], layer=layer, pos=None, model=model.name,
         weights_sha=model.weights_sha, method="rdo",
         extra=dict(step=chosen["step"], train_loss=chosen["train_loss"], selection=selection.how,
-                   relaxed=list(selection.relaxed), profile=cfg.profile, alpha=alpha, dim_layer=dim.layer),
+                   relaxed=list(selection.relaxed), profile=cfg.profile, alpha=alpha, dim_layer=dim.layer,
+                   seed=run.key["seed"]),
     )
     result = RdoResult(direction, dim, run, selection, cfg, info, seconds, out)
     save_rdo(result, out)
     return result
+
+
+def train_restarts(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, cfg: RdoRunConfig,
+                   out: Path, progress: bool = True) -> list[RdoRun]:
+    """Train ``cfg.restarts`` initialisations (seeds ``seed``, ``seed + 1``, …), each with its own
+    checkpoint (``train.pt`` for the first, ``train_seed{s}.pt`` for the others)."""
+    if cfg.restarts < 1:
+        raise RefusalTLError(f"restarts must be at least 1, got {cfg.restarts}.")
+    runs = []
+    for i in range(cfg.restarts):
+        rdo = replace(cfg.rdo, seed=cfg.rdo.seed + i)
+        ckpt = out / ("train.pt" if i == 0 else f"train_seed{rdo.seed}.pt")
+        runs.append(train_rdo(model, pairs, alpha, layer, rdo, ckpt, max_steps=cfg.max_steps, progress=progress))
+    return runs
 
 
 def save_rdo(result: RdoResult, out: Path) -> None:

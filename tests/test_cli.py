@@ -163,6 +163,24 @@ def test_rdo_cli_trains_and_writes(tiny_dir, tmp_path, capsys):
     assert meta["steps"] == 2 and meta["config"]["rdo"]["weights"]["ret"] == 0.5
     assert meta["config"]["refusal_targets"] == meta["data"]["refusal_targets"] == "refusing"  # ci profile
     assert meta["config"]["rdo"]["plateau_window"] == 2
+    assert [r["seed"] for r in meta["data"]["restarts"]] == [42] and meta["selected"]["seed"] == 42
+
+
+def test_rdo_cli_restarts_keep_the_lowest_loss_initialisation(tiny_dir, tmp_path, capsys):
+    dim = RefusalDirection(3 * torch.randn(32), layer=2, pos=-1, model=tiny_dir.name, weights_sha="x")
+    dim.save(tmp_path / "run" / "dim" / "direction.safetensors")
+    code = main(["rdo", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci",
+                 "--no-filter", "--n-train", "8", "--accumulation", "4", "--epochs", "1",
+                 "--restarts", "2", "--seed", "7"])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "run" / "rdo"
+    assert (out / "train.pt").is_file() and (out / "train_seed8.pt").is_file()
+    meta = json.loads((out / "metadata.json").read_text())
+    restarts = meta["data"]["restarts"]
+    assert [r["seed"] for r in restarts] == [7, 8] and sum(r["chosen"] for r in restarts) == 1
+    best = min(restarts, key=lambda r: r["lowest_loss"])
+    assert best["chosen"] and meta["selected"]["seed"] == best["seed"]
+    assert meta["selected"]["train_loss"] == best["lowest_loss"]
     assert len(json.loads((out / "history.json").read_text())) == 2
     d = RefusalDirection.load(out / "direction.safetensors")
     assert d.method == "rdo" and d.layer == 2 and d.norm == pytest.approx(dim.norm, rel=1e-5)
