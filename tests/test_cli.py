@@ -164,6 +164,9 @@ def test_rdo_cli_trains_and_writes(tiny_dir, tmp_path, capsys):
     assert meta["config"]["refusal_targets"] == meta["data"]["refusal_targets"] == "refusing"  # ci profile
     assert meta["config"]["rdo"]["plateau_window"] == 2
     assert [r["seed"] for r in meta["data"]["restarts"]] == [42] and meta["selected"]["seed"] == 42
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    d = RefusalDirection.load(out / "direction.safetensors")
+    assert d.method == "rdo" and d.layer == 2 and d.norm == pytest.approx(dim.norm, rel=1e-5)
 
 
 def test_rdo_cli_restarts_keep_the_lowest_loss_initialisation(tiny_dir, tmp_path, capsys):
