@@ -80,6 +80,10 @@ class RdoRunConfig:
         top = {k: v for k, v in base.items() if k != "rdo"}
         return cls(profile=profile, **{**top, **given}, rdo=RdoConfig(**rdo_kw))
 
+    def __post_init__(self):
+        if self.restarts < 1:  # checked here, before the model loads
+            raise RefusalTLError(f"restarts must be at least 1, got {self.restarts}.")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -145,14 +149,15 @@ def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = N
 
 def refusing_refusals(examples: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Replace each (prompt, t_refusal) whose target is not a refusal by a refusing one, cycling."""
-    refusing = [ex for ex in examples if is_refusal(ex[1])]
+    flags = [is_refusal(target) for _, target in examples]
+    refusing = [ex for ex, ok in zip(examples, flags) if ok]
     if not refusing:
         log.warning("No t_refusal target is a refusal (DIM addition never made the model refuse); "
                     "L_add keeps all of them.")
         return examples
     out, j = [], 0
-    for ex in examples:
-        if is_refusal(ex[1]):
+    for ex, ok in zip(examples, flags):
+        if ok:
             out.append(ex)
         else:
             out.append(refusing[j % len(refusing)])
@@ -237,8 +242,6 @@ def train_restarts(model: RefusalModel, pairs: list[dict], alpha: float, layer: 
                    out: Path, progress: bool = True) -> list[RdoRun]:
     """Train ``cfg.restarts`` initialisations (seeds ``seed``, ``seed + 1``, …), each with its own
     checkpoint (``train.pt`` for the first, ``train_seed{s}.pt`` for the others)."""
-    if cfg.restarts < 1:
-        raise RefusalTLError(f"restarts must be at least 1, got {cfg.restarts}.")
     runs = []
     for i in range(cfg.restarts):
         rdo = replace(cfg.rdo, seed=cfg.rdo.seed + i)
