@@ -2,33 +2,34 @@
 
 A thin library on TransformerLens reproducing "The Geometry of Refusal in Large Language
 Models" (ICML 2025). Start with :func:`load_model`, :func:`run_dim` and :func:`run_rdo`.
+
+Layout: ``model`` (loading, chat format) · ``data`` (prompt sets) · ``steer`` (hooks,
+forwards, generation) · ``geometry`` (directions) · ``optim`` (the sphere trainer) ·
+``dim`` · ``rdo`` · ``eval`` (metrics, judges, experiments) · ``plotting`` · ``profiles``.
+The equations are in ``docs/algorithms.md``.
 """
 
 import logging
 
-from refusal_tl.chat import Batch, ChatFormat
-from refusal_tl.config import PROFILES, DimConfig
-from refusal_tl.dim import DimCandidates, eoi_activations, mean_diff
-from refusal_tl.direction import RefusalDirection
+from refusal_tl import data, plotting, profiles
+from refusal_tl.dim import DimCandidates, DimConfig, DimResult, Selection, SelectionConfig, run_dim, select_direction
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.evaluate import EvalResult, SubstringJudge, evaluate_intervention, first_token_kl
-from refusal_tl.generation import generate
-from refusal_tl.hooks import ablation_hooks, addition_hooks, intervention_hooks, orthogonalize_weights
-from refusal_tl.metrics import is_refusal, kl_last, refusal_rate, refusal_score
-from refusal_tl.model import RefusalModel, load_model
-from refusal_tl.pipeline import DimResult, run_dim
-from refusal_tl.rdo import RdoConfig, train_rdo
-from refusal_tl.rdo_pipeline import RdoResult, RdoRunConfig, run_rdo
-from refusal_tl.selection import Selection, SelectionConfig, select_direction
+from refusal_tl.eval.evaluate import EvalResult, evaluate_intervention, first_token_kl
+from refusal_tl.eval.judges import SubstringJudge
+from refusal_tl.eval.metrics import is_refusal, kl_last, refusal_rate, refusal_score
+from refusal_tl.geometry import RefusalDirection
+from refusal_tl.model import Batch, ChatFormat, RefusalModel, load_model
+from refusal_tl.optim import SphereRun, TrainConfig, train_sphere
+from refusal_tl.rdo import RdoConfig, RdoResult, RdoRunConfig, run_rdo, train_rdo
+from refusal_tl.steer import ablation_hooks, addition_hooks, generate, intervention_hooks, orthogonalize_weights
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
-    "Batch", "ChatFormat", "DimCandidates", "DimConfig", "DimResult", "EvalResult", "PROFILES",
-    "RdoConfig", "RdoResult", "RdoRunConfig", "run_rdo", "train_rdo",
-    "RefusalDirection", "RefusalModel", "RefusalTLError", "Selection", "SelectionConfig",
-    "SubstringJudge", "ablation_hooks", "addition_hooks", "eoi_activations", "evaluate_intervention",
-    "first_token_kl", "generate", "intervention_hooks", "is_refusal", "kl_last", "load_model",
-    "mean_diff", "orthogonalize_weights", "refusal_rate", "refusal_score", "run_dim",
-    "select_direction",
+    "Batch", "ChatFormat", "DimCandidates", "DimConfig", "DimResult", "EvalResult", "RdoConfig", "RdoResult",
+    "RdoRunConfig", "RefusalDirection", "RefusalModel", "RefusalTLError", "Selection", "SelectionConfig",
+    "SphereRun", "SubstringJudge", "TrainConfig", "ablation_hooks", "addition_hooks", "data",
+    "evaluate_intervention", "first_token_kl", "generate", "intervention_hooks", "is_refusal", "kl_last",
+    "load_model", "orthogonalize_weights", "plotting", "profiles", "refusal_rate", "refusal_score", "run_dim",
+    "run_rdo", "select_direction", "train_rdo", "train_sphere",
 ]

@@ -67,7 +67,8 @@ balanced train pairs, and trains a unit direction r on the sphere with
 L = lambda_abl*L_abl + lambda_add*L_add + lambda_ret*L_ret (defaults 1, 0.2, 1; the paper
 profile uses the paper's retain KL, ci/cpu the authors' code's summed retain KL).
 Writes RUN_DIR/rdo/{direction.safetensors,direction.json,history.json,metadata.json,
-train.pt,figures/}. Training checkpoints every step; rerun the same command to resume.
+checkpoint.safetensors,figures/}. Training checkpoints every step; rerun the same command
+to resume.
 
 Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU.""")
     model_args(r)
@@ -114,7 +115,7 @@ L and alpha default to the direction's layer and norm from its metadata.""")
     e.add_argument("--layer", type=int, default=None)
     e.add_argument("--alpha", type=float, default=None)
     e.add_argument("--prompts", required=True,
-                   help="prompt file, or bundled:harmful:test / bundled:harmless:test")
+                   help="prompt file, bundled:harmful:test / bundled:harmless:test, or hub:NAME[:SPLIT]")
     e.add_argument("--n", type=int, default=None, help="use only the first N prompts")
     e.add_argument("--max-new-tokens", type=int, default=32)
     e.add_argument("--judge", default="substring", choices=["substring", "strongreject"])
@@ -124,10 +125,9 @@ L and alpha default to the direction's layer and norm from its metadata.""")
 
 
 def cmd_dim(args) -> None:
-    from refusal_tl.config import DimConfig
+    from refusal_tl.dim import DimConfig, run_dim
     from refusal_tl.io import ensure_dir
     from refusal_tl.model import load_model
-    from refusal_tl.pipeline import run_dim
 
     cfg = DimConfig.from_profile(
         args.profile, model=args.model, n_train=args.n_train, n_val=args.n_val,
@@ -147,21 +147,21 @@ def cmd_dim(args) -> None:
 
 def cmd_rdo(args) -> None:
     from refusal_tl.model import load_model
-    from refusal_tl.rdo_pipeline import RdoRunConfig, dim_path, run_rdo
+    from refusal_tl.rdo import RdoRunConfig, run_rdo
+    from refusal_tl.rdo.run import dim_path
 
-    dim_path(args.run)  # fail before loading the model
     weights = {k: v for k, v in (("abl", args.lambda_abl), ("add", args.lambda_add), ("ret", args.lambda_ret))
                if v is not None}
     rdo = dict(epochs=args.epochs, accumulation=args.accumulation, micro_batch=args.micro_batch, seed=args.seed,
-               plateau_window=args.plateau_window,
-               retain_kl=args.retain_kl, weights={"abl": 1.0, "add": 0.2, "ret": 1.0, **weights})
+               plateau_window=args.plateau_window, retain_kl=args.retain_kl, weights=weights)
     cfg = RdoRunConfig.from_profile(
         args.profile, rdo=rdo, model=args.model, n_train=args.n_train, layer=args.layer,
         selection=args.selection, refusal_targets=args.refusal_targets, restarts=args.restarts,
         batch_size=args.batch_size, max_steps=args.max_steps,
         filter_prompts=False if args.no_filter else None, harmful_train=args.harmful_train,
         harmless_train=args.harmless_train,
-    )
+    )  # validates every option before the model loads
+    dim_path(args.run)
     model = load_model(cfg.model, args.device, args.dtype, args.device_map)
     res = run_rdo(cfg, args.run, model)
     h = res.run.history[res.selection.step]
@@ -172,17 +172,14 @@ def cmd_rdo(args) -> None:
 
 def cmd_eval(args) -> None:
     from refusal_tl import data
-    from refusal_tl.direction import RefusalDirection
-    from refusal_tl.evaluate import JUDGES, evaluate_intervention, first_token_kl
+    from refusal_tl.eval.evaluate import evaluate_intervention, first_token_kl
+    from refusal_tl.eval.judges import JUDGES
+    from refusal_tl.geometry import RefusalDirection
     from refusal_tl.io import ensure_dir, write_json
     from refusal_tl.model import load_model
 
     ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
-    if args.prompts.startswith("bundled:"):
-        _, kind, split = (args.prompts.split(":") + ["test"])[:3]
-        prompts = data.bundled(kind, split, args.n)
-    else:
-        prompts = data.load_prompts(args.prompts, args.n)
+    prompts = data.load_source(args.prompts, args.n)
     direction = RefusalDirection.load(args.direction) if args.direction else None
     model = load_model(args.model, args.device, args.dtype, args.device_map)
     res = evaluate_intervention(model, prompts, direction, args.intervention, args.layer, args.alpha,

@@ -11,8 +11,8 @@ import hashlib
 import json
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from refusal_tl.errors import RefusalTLError
@@ -88,3 +88,37 @@ def file_sha256(path: str | os.PathLike) -> str:
         while chunk := f.read(1 << 24):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- safetensors with JSON metadata --------------------------------------------------------
+
+META_KEY = "refusal_tl"
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, Any], meta: dict) -> Path:
+    """Write ``tensors`` (name → tensor) and ``meta`` (JSON) into one safetensors file, atomically.
+
+    The metadata travels inside the file (its header), so tensors and state can never be
+    paired wrongly; no pickle is involved, so loading someone else's file runs no code.
+    """
+    from safetensors.torch import save_file
+
+    flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    header = {META_KEY: json.dumps(meta, default=_json_default)}
+    return atomic_write(path, lambda tmp: save_file(flat, str(tmp), metadata=header))
+
+
+def load_tensors(path: str | os.PathLike, what: str = "refusal_tl file") -> tuple[dict[str, Any], dict]:
+    """Read a file written by :func:`save_tensors`: (tensors, metadata); a clear error if it is not one."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise RefusalTLError(f"{what} {path} does not exist.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get(META_KEY, "{}"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors and json raise their own error types
+        raise RefusalTLError(f"{path} is not a readable {what} ({type(err).__name__}); delete it and rerun.") from None
+    return tensors, meta

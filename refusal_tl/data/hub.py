@@ -1,0 +1,83 @@
+"""The paper's datasets from the Hugging Face Hub (docs/algorithms.md §0): need network access.
+
+``load_hub(name, n, split)``: SALAD-Bench (harmful train/val/test: shuffled with seed 42,
+sliced 1,184 / 128 / rest as the authors' splits), Alpaca (harmless, rows without
+``input``, shuffled with seed 42, 80/10/10), JailbreakBench, StrongREJECT, XSTest and
+SORRY-Bench (evaluation sets, ``split="all"``).
+"""
+
+from __future__ import annotations
+
+import random
+
+from refusal_tl.errors import RefusalTLError
+
+HUB_DATASETS = {
+    "salad": "OpenSafetyLab/Salad-Data (base_set; harmful train/val)",
+    "alpaca": "tatsu-lab/alpaca (rows with empty input; harmless)",
+    "jailbreakbench": "JailbreakBench/JBB-Behaviors (100 harmful goals)",
+    "strongreject": "walledai/StrongREJECT (313 prompts)",
+    "xstest": "walledai/XSTest (250 safe prompts)",
+    "sorrybench": "sorry-bench/sorry-bench-202503 (base style, first turn)",
+}
+
+
+SPLITS = {"salad": {"train": (0, 1184), "val": (1184, 1312), "test": (1312, None)},
+          "alpaca": {"train": (0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}}
+
+
+def load_hub(name: str, n: int | None = None, seed: int = 42, split: str = "all") -> list[str]:
+    """One of the paper's datasets from the Hugging Face Hub (first ``n`` of ``split``)."""
+    if name not in HUB_DATASETS:
+        raise RefusalTLError(f"unknown dataset {name!r}: choose one of {', '.join(HUB_DATASETS)}.")
+    if split != "all" and split not in SPLITS.get(name, {}):
+        raise RefusalTLError(f"dataset {name!r} has no split {split!r}: use "
+                             f"{', '.join([*SPLITS.get(name, {}), 'all'])}.")
+    try:
+        from datasets import load_dataset
+
+        prompts = _HUB_LOADERS[name](load_dataset, seed)
+    except RefusalTLError:
+        raise
+    except Exception as err:
+        raise RefusalTLError(
+            f"could not load {HUB_DATASETS[name]} from the Hugging Face Hub ({type(err).__name__}); "
+            "check network access and `huggingface-cli login` for gated sets, or pass a local file."
+        ) from None
+    return split_slice(prompts, SPLITS[name][split])[:n] if split != "all" else prompts[:n]
+
+
+def split_slice(items: list[str], bounds: tuple) -> list[str]:
+    """``items[lo:hi]`` with ``lo``/``hi`` counts, or fractions of ``len(items)`` when floats."""
+    lo, hi = (int(b * len(items)) if isinstance(b, float) else b for b in bounds)
+    return items[lo:hi]
+
+
+def _salad(load_dataset, seed):
+    rows = load_dataset("OpenSafetyLab/Salad-Data", "base_set", split="train")
+    by_source: dict[str, list[str]] = {}
+    for r in rows:
+        if r["source"] not in ("Multilingual", "ToxicChat"):
+            by_source.setdefault(r["source"], []).append(r["question"])
+    out = [q for qs in by_source.values() for q in qs[:256]]
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def _alpaca(load_dataset, seed):
+    rows = load_dataset("tatsu-lab/alpaca", split="train")
+    out = [r["instruction"] for r in rows if not r["input"].strip()]
+    random.Random(seed).shuffle(out)
+    return out
+
+
+_HUB_LOADERS = {
+    "salad": _salad,
+    "alpaca": _alpaca,
+    "jailbreakbench": lambda ld, s: list(ld("JailbreakBench/JBB-Behaviors", "behaviors", split="harmful")["Goal"]),
+    "strongreject": lambda ld, s: list(ld("walledai/StrongREJECT", split="train")["prompt"]),
+    "xstest": lambda ld, s: [r["prompt"] for r in ld("walledai/XSTest", split="test") if r["label"] == "safe"],
+    "sorrybench": lambda ld, s: [
+        r["turns"][0] for r in ld("sorry-bench/sorry-bench-202503", split="train") if r["prompt_style"] == "base"
+    ],
+}

@@ -1,0 +1,61 @@
+"""What determines a DIM run (recorded in its metadata); sizes come from :mod:`refusal_tl.profiles`.
+
+Counts are *before* filtering by baseline refusal score (docs/algorithms.md §0), which keeps
+only the harmful prompts the model refuses and the harmless ones it answers; harmless
+*train* is then truncated to the harmful count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import no_type_check
+
+from refusal_tl import profiles
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.optim.trainer import check_at_least_one
+
+DTYPE_NAMES = ("float32", "bfloat16", "float16", "auto")
+
+
+@no_type_check  # __post_init__ validates, with errors that name the fix
+@dataclass(frozen=True)
+class DimConfig:
+    """Everything that determines a DIM run. Prompt sources: ``None`` (the bundled split),
+    a file, ``bundled:KIND:SPLIT`` or ``hub:NAME:SPLIT`` (see :func:`refusal_tl.data.load_source`)."""
+
+    model: str = "bundled"
+    profile: profiles.Profile = "cpu"
+    n_train: int | None = 128
+    n_val: int | None = 48
+    n_val_harmless: int | None = None  # None: same as n_val
+    batch_size: int = 16
+    filter_prompts: bool = True
+    score_late_layers: bool = False
+    prune: bool = True
+    harmful_train: str | None = None
+    harmless_train: str | None = None
+    harmful_val: str | None = None
+    harmless_val: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self):
+        if self.profile not in profiles.NAMES:
+            raise RefusalTLError(f"unknown profile {self.profile!r}: choose one of {', '.join(profiles.NAMES)}.")
+        check_at_least_one(self, "n_train", "n_val", "n_val_harmless", optional=True)
+        check_at_least_one(self, "batch_size")
+        if self.dtype is not None and self.dtype not in DTYPE_NAMES:
+            raise RefusalTLError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPE_NAMES)}.")
+
+    @classmethod
+    def from_profile(cls, profile: str, **overrides) -> "DimConfig":
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "n_val" in given and "n_val_harmless" not in given:
+            given["n_val_harmless"] = None  # an explicit --n-val sizes both sets
+        return cls(profile=profile, **{**profiles.profile(profile, "dim"), **given})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def replace(self, **kw) -> "DimConfig":
+        return replace(self, **kw)

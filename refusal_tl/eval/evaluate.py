@@ -1,0 +1,148 @@
+"""Evaluation: completions under an intervention, judged; first-token KL side effects.
+
+Judges live in :mod:`refusal_tl.eval.judges`; the four standard conditions (docs/algorithms.md §7)
+are ablation and subtraction on harmful prompts and addition on harmless ones, each
+against its unsteered baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.eval.judges import Judge, SubstringJudge
+from refusal_tl.geometry import RefusalDirection
+from refusal_tl.model import RefusalModel
+from refusal_tl.steer.forward import kl_to_base, map_last_logits
+from refusal_tl.steer.generation import generate
+from refusal_tl.steer.hooks import intervention_hooks
+
+
+@dataclass
+class EvalResult:
+    """Per-prompt completions with their judgements, and the summary rate."""
+
+    model: str
+    intervention: str
+    layer: int | None
+    alpha: float | None
+    max_new_tokens: int
+    judge: str
+    prompts: list[str]
+    completions: list[str]
+    scores: list[float]
+    seconds: float
+    direction: dict = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Refusal rate (substring judge) or ASR (StrongREJECT), in [0, 1]."""
+        return sum(self.scores) / max(len(self.scores), 1)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        rows = [dict(prompt=p, completion=c, score=s, refused=bool(s) if self.judge == "substring" else None)
+                for p, c, s in zip(self.prompts, self.completions, self.scores)]
+        for k in ("prompts", "completions", "scores"):
+            d.pop(k)
+        return {**d, "rate": self.rate, "n": len(rows), "results": rows}
+
+
+def direction_hooks(model: RefusalModel, direction: RefusalDirection | None, intervention: str,
+                    layer: int | None = None, alpha: float | None = None):
+    """Hooks for ``intervention`` with ``direction``; layer/alpha default to its metadata."""
+    if intervention == "none":
+        return []
+    if direction is None:
+        raise RefusalTLError(f"--intervention {intervention} needs a direction (--direction FILE).")
+    direction.check_width(model.d_model)
+    layer = model.check_layer(direction.layer if layer is None else layer)
+    vec = direction.vector.to(model.device)
+    return intervention_hooks(intervention, vec, model.n_layers, layer, alpha)
+
+
+def evaluate_intervention(
+    model: RefusalModel, prompts: list[str], direction: RefusalDirection | None = None,
+    intervention: str = "none", layer: int | None = None, alpha: float | None = None,
+    max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
+) -> EvalResult:
+    """Generate greedily under the intervention and judge every completion."""
+    judge = judge or SubstringJudge()
+    hooks = direction_hooks(model, direction, intervention, layer, alpha)
+    if intervention in ("add", "subtract"):
+        layer = direction.layer if layer is None else layer
+        alpha = direction.norm if alpha is None else alpha
+    start = time.perf_counter()
+    completions = generate(model, prompts, max_new_tokens, hooks, batch_size,
+                           desc=f"generating ({intervention})")
+    return EvalResult(
+        model=model.name, intervention=intervention, layer=layer, alpha=alpha,
+        max_new_tokens=max_new_tokens, judge=judge.name, prompts=prompts, completions=completions,
+        scores=judge(prompts, completions), seconds=time.perf_counter() - start,
+        direction=direction.metadata() if direction is not None else {},
+    )
+
+
+def first_token_kl(
+    model: RefusalModel, prompts: list[str], direction: RefusalDirection,
+    intervention: str = "ablate", layer: int | None = None, alpha: float | None = None,
+    batch_size: int = 16,
+) -> float:
+    """Mean KL(p_clean ‖ p_intervened) of the first generated token (last prompt position)."""
+    base = map_last_logits(model, prompts, lambda lg, idx: lg, [], batch_size)
+    hooks = direction_hooks(model, direction, intervention, layer, alpha)
+    return float(kl_to_base(model, prompts, base, hooks, batch_size).mean())
+
+
+# The four standard conditions (docs/algorithms.md §7): jailbreak by ablation or subtraction on harmful
+# prompts, induced refusal by addition on harmless prompts, each against its baseline.
+CONDITIONS = (
+    ("harmful", "none"), ("harmful", "ablate"), ("harmful", "subtract"),
+    ("harmless", "none"), ("harmless", "add"),
+)
+
+
+def evaluate_conditions(
+    model: RefusalModel, direction: RefusalDirection | None, harmful: list[str], harmless: list[str],
+    max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
+    conditions=CONDITIONS,
+) -> dict[str, EvalResult]:
+    """Every standard condition, keyed ``"harmful/ablate"`` etc."""
+    sets = {"harmful": harmful, "harmless": harmless}
+    return {
+        f"{which}/{kind}": evaluate_intervention(model, sets[which], direction, kind,
+                                                 max_new_tokens=max_new_tokens, judge=judge, batch_size=batch_size)
+        for which, kind in conditions
+    }
+
+
+def compare_directions(
+    model: RefusalModel, directions: dict[str, RefusalDirection], harmful: list[str], harmless: list[str],
+    max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
+) -> "pd.DataFrame":
+    """Refusal rates of several directions under the standard conditions, and first-token KL.
+
+    One row per (method, condition): ``condition`` is ``harmful/none``, ``harmful/ablate``,
+    ``harmful/subtract``, ``harmless/none``, ``harmless/add`` or ``harmless/ablate KL``;
+    ``value`` is a rate in [0, 1] (or the mean KL). Baselines are generated once and
+    repeated for every method. Feeds :func:`refusal_tl.plotting.method_comparison`
+    (paper Fig. 2 and Fig. 10).
+    """
+    import pandas as pd
+
+    judge = judge or SubstringJudge()
+    base = evaluate_conditions(model, None, harmful, harmless, max_new_tokens, judge, batch_size,
+                               conditions=(("harmful", "none"), ("harmless", "none")))
+    rows = []
+    for method, direction in directions.items():
+        runs = {**base, **evaluate_conditions(model, direction, harmful, harmless, max_new_tokens, judge, batch_size,
+                                              conditions=[c for c in CONDITIONS if c[1] != "none"])}
+        rows += [dict(method=method, condition=k, value=r.rate, n=len(r.scores)) for k, r in runs.items()]
+        kl = first_token_kl(model, harmless, direction, "ablate", batch_size=batch_size)
+        rows.append(dict(method=method, condition="harmless/ablate KL", value=kl, n=len(harmless)))
+    return pd.DataFrame(rows)

@@ -1,0 +1,5 @@
+"""Value objects of refusal geometry: a direction (and, with the cones, a cone basis)."""
+
+from refusal_tl.geometry.direction import RefusalDirection
+
+__all__ = ["RefusalDirection"]

@@ -1,0 +1,8 @@
+"""Plotly figures for every result; functions return ``go.Figure`` and never show them."""
+
+from refusal_tl.plotting.common import COLORS, completions_table, refusal_rates, save_figure
+from refusal_tl.plotting.dim import kl_scores, refusal_score_by_layer, selection_landscape
+from refusal_tl.plotting.rdo import addition_sweep, method_comparison, rdo_loss_curves, retain_pareto
+
+__all__ = ["COLORS", "addition_sweep", "completions_table", "kl_scores", "method_comparison", "rdo_loss_curves",
+           "refusal_rates", "refusal_score_by_layer", "retain_pareto", "save_figure", "selection_landscape"]

@@ -1,0 +1,52 @@
+"""Shared plotting pieces: colours, saving, refusal-rate bars and completion tables.
+
+Every figure function in :mod:`refusal_tl.plotting` returns a ``go.Figure`` and never shows it.
+
+``save_figure`` writes interactive HTML (plotly.js from its CDN, so files stay small)
+and, optionally, a PNG when kaleido and a Chrome/Chromium are available.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from refusal_tl.io import atomic_write
+
+log = logging.getLogger(__name__)
+COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692"]
+
+
+def refusal_rates(rates: dict[str, float], title: str = "Refusal rate (substring judge)") -> go.Figure:
+    """Bar chart of refusal rates (0–1) per condition."""
+    fig = go.Figure(go.Bar(x=list(rates), y=[100 * r for r in rates.values()],
+                           text=[f"{100 * r:.0f}%" for r in rates.values()], textposition="outside",
+                           marker_color=COLORS[: len(rates)]))
+    fig.update_layout(title=title, yaxis_title="% refused", yaxis_range=[0, 110], height=420, width=700)
+    return fig
+
+
+def completions_table(prompts: list[str], columns: dict[str, list[str]], max_chars: int = 220) -> go.Figure:
+    """Side-by-side completions per condition for a handful of prompts."""
+    cut = lambda s: s if len(s) <= max_chars else s[: max_chars - 1] + "…"
+    header = ["prompt", *columns]
+    cells = [[cut(p) for p in prompts], *[[cut(c) for c in col] for col in columns.values()]]
+    fig = go.Figure(go.Table(header=dict(values=header, align="left"),
+                             cells=dict(values=cells, align="left", height=60)))
+    fig.update_layout(height=140 + 95 * len(prompts), width=1200, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def save_figure(fig: go.Figure, stem: str | Path, png: bool = False) -> Path:
+    """Write ``stem.html`` (and ``stem.png`` if asked and possible) atomically."""
+    stem = Path(stem)
+    html = fig.to_html(include_plotlyjs="cdn", full_html=True)
+    path = atomic_write(stem.with_suffix(".html"), lambda tmp: tmp.write_text(html))
+    if png:
+        try:
+            atomic_write(stem.with_suffix(".png"), lambda tmp: fig.write_image(str(tmp), format="png"))
+        except Exception as err:  # kaleido needs Chrome; PNG is a nicety
+            log.warning("PNG export skipped (%s); the HTML figure is at %s", type(err).__name__, path)
+    return path

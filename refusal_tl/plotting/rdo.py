@@ -1,0 +1,97 @@
+"""RDO figures: loss curves, DIM vs RDO (Fig. 2/10), the α sweep (Fig. 22), the λ_ret front (Fig. 15)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from refusal_tl.plotting.common import COLORS
+
+
+def rdo_loss_curves(history: list[dict], selected: int | None = None) -> go.Figure:
+    """RDO training: each loss component and their unweighted sum per optimizer step.
+
+    Vertical dotted lines mark learning-rate reductions (plateau schedule); the star is the
+    selected step.
+    """
+    steps = [h["step"] for h in history]
+    names = {"train_loss": "total (unweighted)", "abl": "L_abl (answer harmful, ablated)",
+             "add": "L_add (refuse harmless, +αr̂)", "ret": "L_ret (KL on harmless, ablated)"}
+    fig = make_subplots(rows=1, cols=4, subplot_titles=list(names.values()))
+    for col, (key, name) in enumerate(names.items(), start=1):
+        fig.add_trace(go.Scatter(x=steps, y=[h[key] for h in history], mode="lines+markers", name=name,
+                                 line=dict(color=COLORS[col - 1]), marker=dict(size=4)), row=1, col=col)
+        if selected is not None:
+            fig.add_trace(go.Scatter(x=[history[selected]["step"]], y=[history[selected][key]], mode="markers",
+                                     marker=dict(symbol="star", size=14, color="gold", line=dict(width=1)),
+                                     name="selected", showlegend=col == 1), row=1, col=col)
+    for prev, h in zip(history, history[1:]):
+        if h["lr"] < prev["lr"]:
+            fig.add_vline(x=h["step"], line=dict(color="gray", dash="dot"))
+    fig.update_xaxes(title_text="optimizer step")
+    fig.update_layout(title="RDO training losses (dotted: learning rate ÷10)", height=380, width=1300)
+    return fig
+
+
+def method_comparison(table) -> go.Figure:
+    """DIM vs RDO (or any directions) from :func:`refusal_tl.evaluate.compare_directions`.
+
+    Three panels: jailbreak on harmful prompts under ablation and subtraction (paper
+    Fig. 2, refusal rate, lower = stronger direction), induced refusal on harmless prompts
+    under addition (Fig. 10, higher = stronger), and first-token KL on harmless prompts under
+    ablation (side effects, lower = cleaner). Dotted lines: the unsteered model.
+    """
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "Jailbreak: refusal on harmful ↓ (Fig. 2)", "Induced refusal on harmless ↑ (Fig. 10)",
+        "First-token KL on harmless, ablated ↓"))
+    panels = [(1, {"harmful/ablate": "ablation", "harmful/subtract": "subtraction"}, 100),
+              (2, {"harmless/add": "addition"}, 100), (3, {"harmless/ablate KL": "ablation"}, 1)]
+    for k, (method, g) in enumerate(table.groupby("method", sort=False)):
+        values = dict(zip(g.condition, g.value))
+        for col, conds, scale in panels:
+            ys = [scale * values[c] for c in conds]
+            fig.add_trace(go.Bar(x=list(conds.values()), y=ys, name=method, legendgroup=method, showlegend=col == 1,
+                                 marker_color=COLORS[k % len(COLORS)],
+                                 text=[f"{y:.0f}%" if scale == 100 else f"{y:.3f}" for y in ys],
+                                 textposition="outside"), row=1, col=col)
+    first = table[table.method == table.method.iloc[0]].set_index("condition").value
+    fig.add_hline(y=100 * first["harmful/none"], line=dict(color="gray", dash="dot"), row=1, col=1,
+                  annotation_text="no intervention")
+    fig.add_hline(y=100 * first["harmless/none"], line=dict(color="gray", dash="dot"), row=1, col=2,
+                  annotation_text="no intervention")
+    fig.update_yaxes(title_text="% refused", range=[0, 110], row=1, col=1)
+    fig.update_yaxes(range=[0, 110], row=1, col=2)
+    fig.update_layout(barmode="group", title="DIM vs RDO on held-out prompts (substring judge)", height=430, width=1250)
+    return fig
+
+
+def addition_sweep(table) -> go.Figure:
+    """Paper Fig. 22: refusal rate vs. addition strength α, per direction and prompt set.
+
+    Solid lines: harmful prompts (refusing is right); dashed: harmless-but-sensitive ones
+    (refusing is over-refusal). A better direction separates the two over a wider α range.
+    """
+    fig = go.Figure()
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    for k, (method, g) in enumerate(table.groupby("method", sort=False)):
+        for j, (name, h) in enumerate(g.groupby("prompts", sort=False)):
+            fig.add_trace(go.Scatter(x=h.alpha, y=100 * h.rate, mode="lines+markers", name=f"{method}, {name}",
+                                     line=dict(color=COLORS[k % len(COLORS)], dash=dashes[j % len(dashes)])))
+    fig.update_layout(title="Over-refusal vs. safety under activation addition (Fig. 22)",
+                      xaxis_title="addition strength α", yaxis_title="% refused", yaxis_range=[0, 105],
+                      height=430, width=800)
+    return fig
+
+
+def retain_pareto(table, dim_point: tuple[float, float] | None = None) -> go.Figure:
+    """Paper Fig. 15: first-token KL vs. refusal rate under ablation, one point per λ_ret
+    (from :func:`refusal_tl.rdo.sweep.retain_sweep`); lower-left is better."""
+    fig = go.Figure(go.Scatter(x=table.kl, y=100 * table.refusal_ablated, mode="lines+markers+text",
+                               text=[f"λ_ret={x:g}" for x in table.lambda_ret], textposition="top right",
+                               name="RDO", marker=dict(size=9, color=COLORS[1])))
+    if dim_point is not None:
+        fig.add_trace(go.Scatter(x=[dim_point[0]], y=[100 * dim_point[1]], mode="markers+text", text=["DIM"],
+                                 textposition="top right", name="DIM", marker=dict(size=11, color=COLORS[0])))
+    fig.update_layout(title="Retain weight trade-off (Fig. 15)", xaxis_title="first-token KL on harmless (ablated)",
+                      yaxis_title="% harmful refused (ablated)", xaxis_type="log", height=430, width=700)
+    return fig

@@ -1,0 +1,76 @@
+"""The one profile table: how big each stage runs (``ci``, ``cpu``, ``paper``).
+
+Every entry point reads it: the configs' ``from_profile``, the CLI's ``--profile``, the
+notebooks' sizes and the benchmarks. ``describe(profile)`` says in words what each stage
+trains on and how many optimizer steps that gives.
+
+- ``ci``: the smallest run that still exercises every step on the bundled model (CI, tests).
+- ``cpu``: the bundled 0.5B model on a 2-core laptop (measured costs in the README).
+- ``paper``: the paper's settings (docs/algorithms.md); the public train sets by name when
+  the Hugging Face Hub is reachable (SALAD-Bench and Alpaca), else the bundled splits.
+
+**What the ``paper`` RDO profile trains on.** One epoch of steps of 16 pairs. On the
+bundled prompts (192 train prompts per class; the bundled model refuses about a third of
+the harmful ones) that leaves about 64 pairs, i.e. **about 4 optimizer steps**, so the
+plateau rule never fires. The authors' run uses SALAD-Bench's 1,184 harmful train prompts:
+after filtering about 1,100 pairs, **about 70 steps**. The ``cpu`` profile therefore runs 6
+epochs of the bundled pairs (24 steps) instead.
+
+Cones, RepInd and GCG add their own stage entries here when they land.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from refusal_tl.errors import RefusalTLError
+
+# RDO's loss weights λ_abl, λ_add, λ_ret (paper Algorithm 1): written once, here.
+RDO_WEIGHTS = {"abl": 1.0, "add": 0.2, "ret": 1.0}
+
+# Public train/val sets by name (refusal_tl.data.load_source), used by the paper profile.
+PAPER_SOURCES = dict(harmful_train="hub:salad:train", harmless_train="hub:alpaca:train",
+                     harmful_val="hub:salad:val", harmless_val="hub:alpaca:val")
+
+PROFILES: dict[str, dict[str, dict]] = {
+    "ci": {
+        "dim": dict(n_train=24, n_val=16, batch_size=8, score_late_layers=False, prune=True),
+        # 48 prompts per class -> about 16 pairs -> 2 steps of 8
+        "rdo": dict(n_train=48, refusal_targets="refusing", accumulation=8, epochs=1, retain_kl="code"),
+        "eval": dict(n_eval=12, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=32),
+    },
+    "cpu": {
+        "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
+        # all 192 bundled prompts per class -> 64 pairs -> 4 steps of 16 per epoch, 6 epochs = 24 steps
+        "rdo": dict(n_train=None, refusal_targets="refusing", accumulation=16, epochs=6, retain_kl="code"),
+        "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32),
+    },
+    "paper": {
+        "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
+        # SALAD: ~1,100 pairs -> ~70 steps of 16 (bundled fallback: ~64 pairs -> ~4 steps)
+        "rdo": dict(n_train=None, refusal_targets="all", accumulation=16, epochs=1, retain_kl="paper",
+                    harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
+        "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=[0.0, 0.1, 0.3, 1.0, 3.0], sweep_epochs=1,
+                     max_new_tokens=512),
+    },
+}
+NAMES = tuple(PROFILES)
+Profile = Literal["ci", "cpu", "paper"]
+
+
+def profile(name: str, stage: str) -> dict:
+    """The settings of ``stage`` (``dim``, ``rdo``, ``eval``) in profile ``name`` (a copy)."""
+    if name not in PROFILES:
+        raise RefusalTLError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}.")
+    return dict(PROFILES[name][stage])
+
+
+def describe(name: str) -> str:
+    """In words: what each stage of profile ``name`` trains and evaluates on."""
+    dim, rdo, ev = (profile(name, s) for s in ("dim", "rdo", "eval"))
+    train = "SALAD-Bench / Alpaca from the Hub (bundled splits offline)" if "harmful_train" in rdo else "bundled splits"
+    n = lambda x: "all" if x is None else x
+    return (f"{name}: DIM on {n(dim['n_train'])} train prompts per class ({train}), {n(dim['n_val'])} val; "
+            f"RDO on {n(rdo['n_train'])} train prompts per class, steps of {rdo['accumulation']} pairs, "
+            f"{rdo['epochs']} epoch(s); evaluation on {ev['n_eval']} test prompts per set, "
+            f"{ev['max_new_tokens']} new tokens.")

@@ -1,0 +1,78 @@
+"""Tokenised RDO examples: ``prompt + target`` rows and the window their loss reads.
+
+Only target tokens are supervised (docs/algorithms.md §4): the window is each row's last
+template token plus its target tokens, and the labels are the next tokens inside it.
+Examples of a step are grouped by token length (:func:`buckets`) so batches carry little
+padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from refusal_tl.model import Batch, RefusalModel
+from refusal_tl.rdo.losses import target_labels
+
+TERMS = ("abl", "add", "ret")
+SOURCE = {"abl": "answer", "add": "refusal", "ret": "retain"}  # which target set each term reads
+
+
+@dataclass
+class Windows:
+    """``prompt + target`` pairs, tokenised (left padding), with the loss window.
+
+    ``labels`` and ``window`` cover the last ``width`` positions: the window is each row's
+    last template token plus its target tokens (the positions whose logits are supervised).
+    """
+
+    batch: Batch
+    labels: Int[Tensor, "batch width"]
+    window: Int[Tensor, "batch width"]
+
+    @property
+    def width(self) -> int:
+        return self.labels.shape[1]
+
+
+def windows(model: RefusalModel, prompts: list[str], targets: list[str], share_prefix: bool = True,
+            whole: bool = False) -> Windows:
+    """Tokenise ``prompts + targets``; ``whole=True`` keeps every position in the window arrays."""
+    full = model.chat.tokenize(prompts, targets, share_prefix=share_prefix)
+    n_prompt = model.chat.tokenize(prompts, share_prefix=share_prefix).mask.sum(1)
+    n_target = full.mask.sum(1) - n_prompt
+    pos = torch.arange(full.ids.shape[1])
+    target_mask = (pos >= full.ids.shape[1] - n_target[:, None]).long()
+    window = target_mask.clone()
+    window[:, :-1] |= target_mask[:, 1:]  # add each row's last template token
+    width = full.ids.shape[1] if whole else int(n_target.max()) + 1
+    labels = target_labels(full.ids, target_mask)
+    return Windows(full.to(model.device), labels[:, -width:].to(model.device), window[:, -width:].to(model.device))
+
+
+def left_pad(rows: list[Tensor], length: int) -> Tensor:
+    """Stack ``[n_i, ...]`` tensors into ``[len(rows), length, ...]``, zeros on the left."""
+    out = rows[0].new_zeros((len(rows), length, *rows[0].shape[1:]))
+    for i, row in enumerate(rows):
+        out[i, length - row.shape[0]:] = row
+    return out
+
+
+def column(pairs: list[dict], idx: list[int], name: str) -> tuple[list[str], list[str]]:
+    return [pairs[i][name][0] for i in idx], [pairs[i][name][1] for i in idx]
+
+
+def buckets(lengths: list[int], idx: list[int], size: int) -> list[list[int]]:
+    """Split ``idx`` into micro-batches of similar token length (less padding)."""
+    order = sorted(idx, key=lambda i: lengths[i])
+    return [order[k:k + size] for k in range(0, len(order), size)]
+
+
+def pair_lengths(model: RefusalModel, pairs: list[dict]) -> dict[str, list[int]]:
+    """Token count of ``prompt + target`` per pair and term (for bucketing)."""
+    tok = model.tokenizer
+    return {name: [len(tok(p[SOURCE[name]][0] + p[SOURCE[name]][1], add_special_tokens=False).input_ids)
+                   for p in pairs] for name in TERMS}

@@ -1,0 +1,87 @@
+"""Batched greedy generation under any intervention, with the KV cache.
+
+The hooks are the same pure functions used everywhere else, scoped with
+``bridge.hooks(...)`` around the whole decode; with the cache each step feeds one new
+position, which the position-agnostic hooks handle. Decoding stops early once every
+sequence has produced an end-of-turn token.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from refusal_tl.model import Batch, RefusalModel
+from refusal_tl.steer.forward import batches, prefill
+from refusal_tl.steer.hooks import Hook
+
+
+def stop_ids(model: RefusalModel) -> list[int]:
+    """Token ids that end an assistant turn (eos plus the template's end-of-turn token)."""
+    tok = model.tokenizer
+    ids = {tok.eos_token_id}
+    for name in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>"):
+        tid = tok.convert_tokens_to_ids(name)
+        if isinstance(tid, int) and tid != tok.unk_token_id:
+            ids.add(tid)
+    return sorted(i for i in ids if i is not None)
+
+
+@torch.no_grad()
+def greedy_tokens(
+    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: list[Hook] = (),
+    stop_at_eos: bool = True,
+) -> Int[Tensor, "batch new"]:
+    """Greedy continuation ids of a left-padded batch (pad id after a sequence ends).
+
+    ``stop_at_eos=False`` always decodes ``max_new_tokens`` steps (for benchmarks).
+    """
+    from transformers import DynamicCache
+
+    bridge, stops = model.bridge, torch.tensor(stop_ids(model), device=model.device)
+    pad = model.tokenizer.pad_token_id
+    done = torch.zeros(len(batch), dtype=torch.bool, device=model.device)
+    out = []
+    with bridge.hooks(fwd_hooks=list(fwd_hooks)):
+        cache, mask = prefill(model, batch, DynamicCache(config=model.hf_model.config))
+        ids = batch.ids
+        for _ in range(max_new_tokens):
+            logits, cache = bridge(
+                ids, attention_mask=mask, past_key_values=cache,
+                return_type="logits_and_cache", logits_to_keep=1,
+            )
+            nxt = logits[:, -1].argmax(-1)
+            if stop_at_eos:
+                nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+                done |= torch.isin(nxt, stops)
+            out.append(nxt)
+            if done.all():
+                break
+            ids, mask = nxt[:, None], torch.cat([mask, torch.ones_like(nxt)[:, None]], dim=1)
+    return torch.stack(out, dim=1)
+
+
+def generate_ids(
+    model: RefusalModel, instructions: list[str], max_new_tokens: int = 64,
+    fwd_hooks: list[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
+) -> list[list[int]]:
+    """Greedy continuation ids per instruction (in order), cut after the first stop token."""
+    stops = set(stop_ids(model))
+    out: list[list[int] | None] = [None] * len(instructions)
+    todo = list(batches(model, instructions, batch_size))
+    for idx, batch in tqdm(todo, desc=desc, disable=desc is None, leave=False):
+        for i, row in zip(idx, greedy_tokens(model, batch, max_new_tokens, fwd_hooks).tolist()):
+            end = next((k for k, t in enumerate(row) if t in stops), len(row))
+            out[i] = row[:end]
+    return out
+
+
+def generate(
+    model: RefusalModel, instructions: list[str], max_new_tokens: int = 64,
+    fwd_hooks: list[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
+) -> list[str]:
+    """Greedy completions (special tokens skipped, stripped) in the order of ``instructions``."""
+    ids = generate_ids(model, instructions, max_new_tokens, fwd_hooks, batch_size, desc)
+    return [t.strip() for t in model.tokenizer.batch_decode(ids, skip_special_tokens=True)]

