@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 RUN ?= runs/demo
 PROFILE ?= cpu
 
-.PHONY: install demo demo-rdo test unit bench bench-rdo clean
+.PHONY: install demo demo-rdo test unit lint figures bench bench-rdo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,19 @@ test: install
 	REFUSAL_TL_PROFILE=ci $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800
 
 unit: install
-	$(PY) -m pytest -q tests -m "not slow"
+	$(PY) -m pytest -q tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check refusal_tl tests benchmarks
+
+# Every figure of the README, at the cpu profile (about 45 minutes on a 2-core CPU; reuses $(FIG_RUN)).
+FIG_RUN ?= $(CURDIR)/runs/figures-cpu
+figures: install
+	mkdir -p $(FIG_RUN)/notebooks
+	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo; do \
+		REFUSAL_TL_PROFILE=cpu REFUSAL_TL_RUN_DIR=$(FIG_RUN) REFUSAL_TL_FIG_DIR=$(CURDIR)/figures \
+		../$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=7200 \
+			--output-dir $(FIG_RUN)/notebooks $$nb.ipynb || exit 1; done
 
 bench: install
 	$(PY) benchmarks/bench_foundation.py

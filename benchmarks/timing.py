@@ -1,0 +1,37 @@
+"""Timing that survives a noisy machine: interleaved runs and median ratios with their spread.
+
+Timing A three times and then B three times compares two different moments of a machine
+whose speed drifts (other jobs, thermal limits, page cache). Here every round runs each
+contender once, in the same order (A B A B …), and a ratio is computed *per round*; the
+report is the median of those ratios with their range.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], rounds: int, warmup: bool = True) -> dict[str, list]:
+    """Seconds per round for each contender, run A B A B … (one untimed warm-up each first)."""
+    if warmup:
+        for fn in contenders.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def ratio(times: dict[str, list[float]], num: str, den: str) -> str:
+    """``median ratio num/den (min–max over rounds)`` of paired rounds, as text."""
+    r = [a / b for a, b in zip(times[num], times[den], strict=True)]
+    return f"{statistics.median(r):.3f}x (rounds {min(r):.3f}–{max(r):.3f}, n={len(r)})"
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
