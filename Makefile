@@ -18,25 +18,22 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# $(call evaluate,METHOD,PREFIX): the standard conditions of RUN/METHOD/direction.safetensors on the bundled test splits
+EVAL = $(VENV)/bin/refusal-tl eval --direction $(RUN)/$(1)/direction.safetensors
+define evaluate
+	$(EVAL) --intervention ablate --prompts bundled:harmful:test --out $(RUN)/eval/$(2)harmful_ablate.json
+	$(EVAL) --intervention add --prompts bundled:harmless:test --out $(RUN)/eval/$(2)harmless_add.json
+	$(EVAL) --intervention ablate --prompts bundled:harmless:test --kl --out $(RUN)/eval/$(2)harmless_ablate.json
+endef
+
 demo: install
 	$(VENV)/bin/refusal-tl dim --out $(RUN) --profile $(PROFILE)
-	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention none \
-		--prompts bundled:harmful:test --out $(RUN)/eval/harmful_baseline.json
-	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention ablate \
-		--prompts bundled:harmful:test --out $(RUN)/eval/harmful_ablate.json
-	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention add \
-		--prompts bundled:harmless:test --out $(RUN)/eval/harmless_add.json
-	$(VENV)/bin/refusal-tl eval --direction $(RUN)/dim/direction.safetensors --intervention ablate \
-		--prompts bundled:harmless:test --kl --out $(RUN)/eval/harmless_ablate.json
+	$(call EVAL,dim) --intervention none --prompts bundled:harmful:test --out $(RUN)/eval/harmful_baseline.json
+	$(call evaluate,dim,)
 
 demo-rdo: demo
 	$(VENV)/bin/refusal-tl rdo --run $(RUN) --profile $(PROFILE)
-	$(VENV)/bin/refusal-tl eval --direction $(RUN)/rdo/direction.safetensors --intervention ablate \
-		--prompts bundled:harmful:test --out $(RUN)/eval/rdo_harmful_ablate.json
-	$(VENV)/bin/refusal-tl eval --direction $(RUN)/rdo/direction.safetensors --intervention add \
-		--prompts bundled:harmless:test --out $(RUN)/eval/rdo_harmless_add.json
-	$(VENV)/bin/refusal-tl eval --direction $(RUN)/rdo/direction.safetensors --intervention ablate \
-		--prompts bundled:harmless:test --kl --out $(RUN)/eval/rdo_harmless_ablate.json
+	$(call evaluate,rdo,rdo_)
 
 test: install
 	REFUSAL_TL_PROFILE=ci $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800

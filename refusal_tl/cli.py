@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from refusal_tl import profiles
 from refusal_tl.errors import RefusalTLError
 
 DESCRIPTION = """\
@@ -31,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,eval}")
 
+    def run_args(sp, flag: str, what: str):
+        sp.add_argument(flag, required=True, type=Path, help=f"run directory RUN_DIR{what}")
+        sp.add_argument("--profile", default="cpu", choices=list(profiles.NAMES),
+                        help="sizes from refusal_tl/profiles.py (default cpu)")
+
     def model_args(sp):
         sp.add_argument("--model", default="bundled", help="bundled | HF id | folder | file.gguf (default: bundled)")
         sp.add_argument("--device", default=None, help="cpu | cuda | cuda:1 (default: cuda if available)")
@@ -50,21 +56,21 @@ candidates.safetensors,metadata.json,figures/*.html}. Reruns resume from checkpo
 
 Profiles (bundled model, 2-core CPU): ci ~4 min, cpu ~15 min, paper: use a GPU.""")
     model_args(d)
-    d.add_argument("--out", required=True, type=Path, help="run directory RUN_DIR")
-    d.add_argument("--profile", default="cpu", choices=["ci", "cpu", "paper"])
+    run_args(d, "--out", "")
     d.add_argument("--n-train", type=int, default=None, help="train prompts per class (before filtering)")
     d.add_argument("--n-val", type=int, default=None, help="val prompts per class (before filtering)")
     d.add_argument("--n-val-harmless", type=int, default=None, help="harmless val prompts, if not --n-val")
     d.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
     for name in ("harmful-train", "harmless-train", "harmful-val", "harmless-val"):
-        d.add_argument(f"--{name}", default=None, help=f"{name} prompts file (.jsonl/.json/.csv/.txt); default bundled")
+        d.add_argument(f"--{name}", default=None,
+                       help=f"{name} prompts: a file (.jsonl/.json/.csv/.txt), bundled:KIND:SPLIT or hub:NAME:SPLIT")
 
     r = sub.add_parser("rdo", help="train a refusal direction by gradient descent (RDO, Algorithm 1)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
 Reads RUN_DIR/dim/direction.safetensors (alpha = its norm, l_add = its layer), builds
 targets (t_answer under DIM ablation, t_refusal under +alpha*DIM, t_retain) for filtered,
 balanced train pairs, and trains a unit direction r on the sphere with
-L = lambda_abl*L_abl + lambda_add*L_add + lambda_ret*L_ret (defaults 1, 0.2, 1; the paper
+L = lambda_abl*L_abl + lambda_add*L_add + lambda_ret*L_ret (defaults: --help below; the paper
 profile uses the paper's retain KL, ci/cpu the authors' code's summed retain KL).
 Writes RUN_DIR/rdo/{direction.safetensors,direction.json,history.json,metadata.json,
 checkpoint.safetensors,figures/}. Training checkpoints every step; rerun the same command
@@ -72,13 +78,11 @@ to resume.
 
 Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU.""")
     model_args(r)
-    r.add_argument("--run", required=True, type=Path, help="run directory RUN_DIR (with dim/ from `refusal-tl dim`)")
-    r.add_argument("--profile", default="cpu", choices=["ci", "cpu", "paper"])
+    run_args(r, "--run", " (with dim/ from `refusal-tl dim`)")
     r.add_argument("--layer", type=int, default=None, help="addition layer l_add (default: the DIM layer)")
-    r.add_argument("--lambda-abl", type=float, default=None, help="weight of the ablation loss (default 1.0)")
-    r.add_argument("--lambda-add", type=float, default=None,
-                   help="weight of the addition loss (default 0.2)")
-    r.add_argument("--lambda-ret", type=float, default=None, help="weight of the retain loss (default 1.0)")
+    for term, what in (("abl", "ablation"), ("add", "addition"), ("ret", "retain")):
+        r.add_argument(f"--lambda-{term}", type=float, default=None,
+                       help=f"weight of the {what} loss (default {profiles.RDO_WEIGHTS[term]})")
     r.add_argument("--retain-kl", default=None, choices=["paper", "code"],
                    help="paper: KL(clean||ablated) averaged over the window (paper profile); "
                         "code: the authors' reversed KL summed over the window (ci/cpu)")

@@ -12,6 +12,7 @@ from typing import no_type_check
 
 from refusal_tl import profiles
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.model.load import pick_device
 from refusal_tl.optim.trainer import check_at_least_one
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16", "auto")
@@ -46,6 +47,8 @@ class DimConfig:
         check_at_least_one(self, "batch_size")
         if self.dtype is not None and self.dtype not in DTYPE_NAMES:
             raise RefusalTLError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPE_NAMES)}.")
+        if self.device is not None:
+            pick_device(self.device)
 
     @classmethod
     def from_profile(cls, profile: str, **overrides) -> "DimConfig":

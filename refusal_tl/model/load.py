@@ -67,9 +67,16 @@ class RefusalModel:
 
 
 def pick_device(device: str | None = None) -> torch.device:
+    """``None``/``auto``: CUDA when available, else CPU; otherwise the named device, checked."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise RefusalTLError(f"unknown device {device!r}: use cpu, cuda, cuda:N, mps or auto.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RefusalTLError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu.")
+    return dev
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

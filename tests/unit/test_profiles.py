@@ -37,6 +37,7 @@ def test_profile_values_reach_the_configs():
     (lambda: DimConfig(n_val_harmless=0), "n_val_harmless must be"),
     (lambda: DimConfig(batch_size=0), "batch_size must be"),
     (lambda: DimConfig(dtype="fp8"), "unknown dtype 'fp8'"),
+    (lambda: DimConfig(device="gpu0"), "unknown device 'gpu0'"),
     (lambda: SelectionConfig(prune_layer_frac=1.5), "prune_layer_frac must be in"),
     (lambda: SelectionConfig(batch_size=0), "batch_size must be"),
     (lambda: RdoConfig(retain_kl="papr"), "unknown retain_kl 'papr'"),
