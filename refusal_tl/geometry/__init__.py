@@ -1,5 +1,6 @@
 """Value objects of refusal geometry: a direction (and, with the cones, a cone basis)."""
 
+from refusal_tl.geometry.cone import RefusalCone
 from refusal_tl.geometry.direction import RefusalDirection
 
-__all__ = ["RefusalDirection"]
+__all__ = ["RefusalCone", "RefusalDirection"]

@@ -27,12 +27,13 @@ from refusal_tl.geometry import RefusalDirection
 from refusal_tl.io import ensure_dir, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.optim import SphereRun
-from refusal_tl.rdo.config import RdoRunConfig
+from refusal_tl.rdo.config import RdoRunConfig, RefusalTargets
 from refusal_tl.rdo.select import RdoSelection, select_rdo
 from refusal_tl.rdo.targets import make_targets
 from refusal_tl.rdo.train import train_rdo
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class RdoResult:
@@ -57,7 +58,8 @@ class RdoResult:
 def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = None,
                    harmful: list[str] | None = None, harmless: list[str] | None = None,
                    filter_prompts: bool = True, batch_size: int = 16,
-                   cache_dir: str | Path | None = None, refusal_targets: str = "all") -> tuple[list[dict], dict]:
+                   cache_dir: str | Path | None = None,
+                   refusal_targets: RefusalTargets = "all") -> tuple[list[dict], dict]:
     """RDO training pairs: filtered, balanced prompts with their targets (docs/algorithms.md §0, §4).
 
     Harmful prompts the model refuses are paired with harmless prompts it answers,
@@ -70,6 +72,8 @@ def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = N
     the model *answer* under addition. A pair with a non-refusing t_refusal borrows the
     refusal example of a refusing pair (cycled), so every pair still has all three terms.
     """
+    if refusal_targets not in ("all", "refusing"):
+        raise RefusalTLError(f"unknown refusal_targets {refusal_targets!r}: choose one of all, refusing.")
     harmful = data.bundled("harmful", "train", n) if harmful is None else harmful
     harmless = data.bundled("harmless", "train", n) if harmless is None else harmless
     n_before = (len(harmful), len(harmless))
