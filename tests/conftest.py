@@ -1,10 +1,19 @@
 """Shared fixtures: a tiny random-weight Qwen2-style chat model (no download), seeding, and a
-check that the test session leaves the git work tree as it found it."""
+check that the test session leaves the git work tree as it found it.
+
+One run directory serves the whole session (``REFUSAL_TL_RUN_DIR``, a fresh temporary folder
+unless set): the integration tests compute the ci-profile DIM and RDO runs there, and the
+notebooks, executed later in the same session (their kernels inherit the environment),
+resume from them instead of computing them a second time.
+"""
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,10 +35,14 @@ def _git_status() -> str | None:
 
 def pytest_sessionstart(session):
     session.config._tree_before = _git_status()
+    if "REFUSAL_TL_RUN_DIR" not in os.environ:
+        session.config._run_dir = os.environ["REFUSAL_TL_RUN_DIR"] = tempfile.mkdtemp(prefix="refusal_tl-tests-")
 
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run when tests or notebooks wrote into the tracked tree (figures/, prompts, ...)."""
+    if getattr(session.config, "_run_dir", None):
+        shutil.rmtree(session.config._run_dir, ignore_errors=True)
     before, after = getattr(session.config, "_tree_before", None), _git_status()
     if before is None or after is None or before == after:
         return

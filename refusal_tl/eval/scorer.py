@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from refusal_tl.eval.metrics import refusal_score
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.forward import kl_to_base, map_last_logits, refusal_scores
 from refusal_tl.steer.hooks import ablation_hooks, addition_hooks
@@ -31,8 +32,6 @@ class Scorer:
 
     def baseline(self) -> tuple[float, float]:
         """Mean refusal score without intervention on harmful and harmless val."""
-        from refusal_tl.eval.metrics import refusal_score
-
         safe = float(refusal_score(self.base_logits, self.model.chat.refusal_ids).mean())
         return self._mean_score(self.harmful, []), safe
 

@@ -1,4 +1,11 @@
-"""The bundled model and its ci-profile DIM and RDO runs, shared by the integration tests."""
+"""The bundled model and its ci-profile DIM and RDO runs, shared by the integration tests.
+
+The runs live in the session's ``REFUSAL_TL_RUN_DIR`` (see tests/conftest.py), where the
+notebooks find them later in the same session.
+"""
+
+import os
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +21,8 @@ def qwen():
 
 @pytest.fixture(scope="session")
 def dim_run(qwen, tmp_path_factory):
-    return run_dim(DimConfig.from_profile("ci"), tmp_path_factory.mktemp("run"), qwen)
+    run_dir = Path(os.environ.get("REFUSAL_TL_RUN_DIR") or tmp_path_factory.mktemp("run"))
+    return run_dim(DimConfig.from_profile("ci"), run_dir, qwen)
 
 
 @pytest.fixture(scope="session")
