@@ -61,7 +61,9 @@ def direction_hooks(model: RefusalModel, direction: RefusalDirection | None, int
     if direction is None:
         raise RefusalTLError(f"--intervention {intervention} needs a direction (--direction FILE).")
     direction.check_width(model.d_model)
-    layer = model.check_layer(direction.layer if layer is None else layer)
+    layer = direction.layer if layer is None else layer
+    if intervention in ("add", "subtract"):  # ablation acts at every layer
+        model.check_layer(layer)
     vec = direction.vector.to(model.device)
     return intervention_hooks(intervention, vec, model.n_layers, layer, alpha)
 

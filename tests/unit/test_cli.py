@@ -82,6 +82,19 @@ def test_layer_out_of_range(tiny_dir, prompts, tmp_path, capsys):
     assert_one_line_error(code, err, "layer 99 is out of range")
 
 
+def test_ablation_ignores_a_direction_without_layer(tiny_dir, prompts, tmp_path, capsys):
+    no_layer = RefusalDirection(torch.randn(32), layer=-1, pos=None, model="tiny", weights_sha="x")
+    no_layer.save(tmp_path / "d.safetensors")
+    code = main(["eval", "--model", str(tiny_dir), "--direction", str(tmp_path / "d.safetensors"),
+                 "--intervention", "ablate", "--prompts", str(prompts), "--max-new-tokens", "2",
+                 "--out", str(tmp_path / "o.json")])
+    first = capsys.readouterr().err
+    assert code == 0, first
+    code, err = run_cli(capsys, "eval", "--model", tiny_dir, "--direction", tmp_path / "d.safetensors",
+                        "--intervention", "add", "--prompts", prompts, "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "layer -1 is out of range")
+
+
 def test_direction_of_wrong_width(tiny_dir, prompts, tmp_path, capsys):
     RefusalDirection(torch.randn(896), 1, -1, "qwen", "x").save(tmp_path / "d.safetensors")
     code, err = run_cli(capsys, "eval", "--model", tiny_dir, "--direction", tmp_path / "d.safetensors",
