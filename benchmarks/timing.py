@@ -2,8 +2,9 @@
 
 Timing A three times and then B three times compares two different moments of a machine
 whose speed drifts (other jobs, thermal limits, page cache). Here every round runs each
-contender once, in the same order (A B A B …), and a ratio is computed *per round*; the
-report is the median of those ratios with their range.
+contender once and a ratio is computed *per round*; the report is the median of those
+ratios with their range. The order rotates from round to round (A B C, B C A, C A B, …):
+measured here, a fixed order alone made identical work look 1.29× slower in third place.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from collections.abc import Callable
 
 
 def interleaved(contenders: dict[str, Callable[[], object]], rounds: int, warmup: bool = True) -> dict[str, list]:
-    """Seconds per round for each contender, run A B A B … (one untimed warm-up each first)."""
+    """Seconds per round for each contender, the order rotating each round (one untimed warm-up each first)."""
     if warmup:
         for fn in contenders.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
+    names = list(contenders)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
             t0 = time.perf_counter()
-            fn()
+            contenders[name]()
             times[name].append(time.perf_counter() - t0)
     return times
 
