@@ -3,8 +3,8 @@
 Timing A three times and then B three times compares two different moments of a machine
 whose speed drifts (other jobs, thermal limits, page cache). Here every round runs each
 contender once and a ratio is computed *per round*; the report is the median of those
-ratios with their range. The order rotates from round to round (A B C, B C A, C A B, …):
-measured here, a fixed order alone made identical work look 1.29× slower in third place.
+ratios with their range. The order rotates from round to round (A B C, B C A, C A B, …),
+so no contender always runs first after a pause or right after a heavy neighbour.
 """
 
 from __future__ import annotations
