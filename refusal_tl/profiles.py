@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from refusal_tl.errors import RefusalTLError
+from refusal_tl.errors import check_choice
 
 # RDO's loss weights λ_abl, λ_add, λ_ret (paper Algorithm 1): written once, here.
 RDO_WEIGHTS = {"abl": 1.0, "add": 0.2, "ret": 1.0}
@@ -60,8 +60,7 @@ Profile = Literal["ci", "cpu", "paper"]
 
 def profile(name: str, stage: str) -> dict:
     """The settings of ``stage`` (``dim``, ``rdo``, ``eval``) in profile ``name`` (a copy)."""
-    if name not in PROFILES:
-        raise RefusalTLError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}.")
+    check_choice("profile", name, NAMES)
     return dict(PROFILES[name][stage])
 
 

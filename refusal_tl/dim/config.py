@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import no_type_check
 
 from refusal_tl import profiles
-from refusal_tl.errors import RefusalTLError
+from refusal_tl.errors import RefusalTLError, check_at_least_one, check_choice
 from refusal_tl.model.load import pick_device
-from refusal_tl.optim.trainer import check_at_least_one
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16", "auto")
 
@@ -41,8 +40,7 @@ class DimConfig:
     dtype: str | None = None
 
     def __post_init__(self):
-        if self.profile not in profiles.NAMES:
-            raise RefusalTLError(f"unknown profile {self.profile!r}: choose one of {', '.join(profiles.NAMES)}.")
+        check_choice("profile", self.profile, profiles.NAMES)
         check_at_least_one(self, "n_train", "n_val", "n_val_harmless", optional=True)
         check_at_least_one(self, "batch_size")
         if self.dtype is not None and self.dtype not in DTYPE_NAMES:

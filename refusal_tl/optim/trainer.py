@@ -35,7 +35,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from refusal_tl.errors import RefusalTLError
+from refusal_tl.errors import RefusalTLError, check_at_least_one, check_positive
 from refusal_tl.optim.checkpoint import load_checkpoint, save_checkpoint
 from refusal_tl.optim.plateau import Plateau
 from refusal_tl.optim.sphere import gram_schmidt, normalise_rows, project_out, tangent_rows
@@ -65,21 +65,6 @@ class TrainConfig:
             raise RefusalTLError(f"max_lr_reductions must be ≥ 0, got {self.max_lr_reductions}.")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise RefusalTLError(f"betas must be two numbers in [0, 1), got {self.betas}.")
-
-
-def check_positive(obj, *names: str) -> None:
-    for name in names:
-        if not getattr(obj, name) > 0:
-            raise RefusalTLError(f"{name} must be > 0, got {getattr(obj, name)}.")
-
-
-def check_at_least_one(obj, *names: str, optional: bool = False) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if optional and value is None:
-            continue
-        if not isinstance(value, int) or value < 1:
-            raise RefusalTLError(f"{name} must be a whole number ≥ 1, got {value!r}.")
 
 
 @dataclass

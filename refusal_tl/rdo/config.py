@@ -9,17 +9,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Literal, no_type_check
 
 from refusal_tl import profiles
-from refusal_tl.errors import RefusalTLError
-from refusal_tl.optim.trainer import TrainConfig, check_at_least_one
+from refusal_tl.errors import RefusalTLError, check_at_least_one, check_choice
+from refusal_tl.optim.trainer import TrainConfig
 
 RetainKL = Literal["paper", "code"]
 RdoSelectionRule = Literal["lowest_loss", "last20"]
 RefusalTargets = Literal["all", "refusing"]
-
-
-def check_choice(obj, name: str, choices: tuple[str, ...]) -> None:
-    if getattr(obj, name) not in choices:
-        raise RefusalTLError(f"unknown {name} {getattr(obj, name)!r}: choose one of {', '.join(choices)}.")
 
 
 @no_type_check  # __post_init__ validates, with errors that name the fix
@@ -36,7 +31,7 @@ class RdoConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         check_at_least_one(self, "micro_batch")
-        check_choice(self, "retain_kl", ("paper", "code"))
+        check_choice("retain_kl", self.retain_kl, ("paper", "code"))
         unknown = set(self.weights) - set(profiles.RDO_WEIGHTS)
         if unknown or any(w < 0 for w in self.weights.values()):
             raise RefusalTLError(f"RDO weights must be non-negative values for {', '.join(profiles.RDO_WEIGHTS)}; "
@@ -72,9 +67,9 @@ class RdoRunConfig:
     rdo: RdoConfig = field(default_factory=RdoConfig)
 
     def __post_init__(self):
-        check_choice(self, "profile", profiles.NAMES)
-        check_choice(self, "selection", ("lowest_loss", "last20"))
-        check_choice(self, "refusal_targets", ("all", "refusing"))
+        check_choice("profile", self.profile, profiles.NAMES)
+        check_choice("selection", self.selection, ("lowest_loss", "last20"))
+        check_choice("refusal_targets", self.refusal_targets, ("all", "refusing"))
         check_at_least_one(self, "restarts", "batch_size")
         check_at_least_one(self, "n_train", "max_steps", optional=True)
         if self.layer is not None and self.layer < 0:

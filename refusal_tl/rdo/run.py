@@ -21,7 +21,7 @@ import torch
 from refusal_tl import data, plotting
 from refusal_tl.dim.config import DimConfig
 from refusal_tl.dim.run import filter_val, prompt_sets, source
-from refusal_tl.errors import RefusalTLError
+from refusal_tl.errors import RefusalTLError, check_choice
 from refusal_tl.eval.metrics import is_refusal
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.io import ensure_dir, write_json
@@ -72,8 +72,7 @@ def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = N
     the model *answer* under addition. A pair with a non-refusing t_refusal borrows the
     refusal example of a refusing pair (cycled), so every pair still has all three terms.
     """
-    if refusal_targets not in ("all", "refusing"):
-        raise RefusalTLError(f"unknown refusal_targets {refusal_targets!r}: choose one of all, refusing.")
+    check_choice("refusal_targets", refusal_targets, ("all", "refusing"))
     harmful = data.bundled("harmful", "train", n) if harmful is None else harmful
     harmless = data.bundled("harmless", "train", n) if harmless is None else harmless
     n_before = (len(harmful), len(harmless))
