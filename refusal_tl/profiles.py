@@ -16,7 +16,8 @@ plateau rule never fires. The authors' run uses SALAD-Bench's 1,184 harmful trai
 after filtering about 1,100 pairs, **about 70 steps**. The ``cpu`` profile therefore runs 6
 epochs of the bundled pairs (24 steps) instead.
 
-Cones, RepInd and GCG add their own stage entries here when they land.
+The ``cone`` stage: dimensions, samples per example and the selection filters' sizes
+(docs/algorithms.md §6). RepInd and GCG add their own stage entries here when they land.
 """
 
 from __future__ import annotations
@@ -37,21 +38,33 @@ PROFILES: dict[str, dict[str, dict]] = {
         "dim": dict(n_train=24, n_val=16, batch_size=8, score_late_layers=False, prune=True),
         # 48 prompts per class -> about 16 pairs -> 2 steps of 8
         "rdo": dict(n_train=48, refusal_targets="refusing", accumulation=8, epochs=1, retain_kl="code"),
-        "eval": dict(n_eval=12, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=32),
+        # the RDO pairs, 2 steps of 8 per dimension, one fresh sample per example
+        "cone": dict(dims=(2, 3), n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
+                     retain_kl="code", n_samples=1, init="rdo", filter_samples=8, n_val=8),
+        "eval": dict(n_eval=12, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=32,
+                     n_cone_samples=8),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
         # all 192 bundled prompts per class -> 64 pairs -> 4 steps of 16 per epoch, 6 epochs = 24 steps
         "rdo": dict(n_train=None, refusal_targets="refusing", accumulation=16, epochs=6, retain_kl="code"),
-        "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32),
+        # 64 pairs -> 8 steps of 8 per dimension, two fresh samples per example, grown from RDO
+        "cone": dict(dims=(2, 3), n_train=None, refusal_targets="refusing", accumulation=8, epochs=1,
+                     retain_kl="code", n_samples=2, init="rdo", filter_samples=32, n_val=12),
+        "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32,
+                     n_cone_samples=64),
     },
     "paper": {
         "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
         # SALAD: ~1,100 pairs -> ~70 steps of 16 (bundled fallback: ~64 pairs -> ~4 steps)
         "rdo": dict(n_train=None, refusal_targets="all", accumulation=16, epochs=1, retain_kl="paper",
                     harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
+        # official: 8 fresh samples per example, dims 2..3 from random, 64 fixed filter samples
+        "cone": dict(dims=(2, 3), n_train=None, refusal_targets="all", accumulation=16, epochs=1,
+                     retain_kl="paper", n_samples=8, init="random", filter_samples=64, n_val=None,
+                     harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
         "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=[0.0, 0.1, 0.3, 1.0, 3.0], sweep_epochs=1,
-                     max_new_tokens=512),
+                     max_new_tokens=512, n_cone_samples=256),
     },
 }
 NAMES = tuple(PROFILES)
@@ -59,17 +72,19 @@ Profile = Literal["ci", "cpu", "paper"]
 
 
 def profile(name: str, stage: str) -> dict:
-    """The settings of ``stage`` (``dim``, ``rdo``, ``eval``) in profile ``name`` (a copy)."""
+    """The settings of ``stage`` (``dim``, ``rdo``, ``cone``, ``eval``) in profile ``name`` (a copy)."""
     check_choice("profile", name, NAMES)
     return dict(PROFILES[name][stage])
 
 
 def describe(name: str) -> str:
     """In words: what each stage of profile ``name`` trains and evaluates on."""
-    dim, rdo, ev = (profile(name, s) for s in ("dim", "rdo", "eval"))
+    dim, rdo, cone, ev = (profile(name, s) for s in ("dim", "rdo", "cone", "eval"))
     train = "SALAD-Bench / Alpaca from the Hub (bundled splits offline)" if "harmful_train" in rdo else "bundled splits"
     n = lambda x: "all" if x is None else x
     return (f"{name}: DIM on {n(dim['n_train'])} train prompts per class ({train}), {n(dim['n_val'])} val; "
             f"RDO on {n(rdo['n_train'])} train prompts per class, steps of {rdo['accumulation']} pairs, "
-            f"{rdo['epochs']} epoch(s); evaluation on {ev['n_eval']} test prompts per set, "
-            f"{ev['max_new_tokens']} new tokens.")
+            f"{rdo['epochs']} epoch(s); cones of dimensions {', '.join(map(str, cone['dims']))} "
+            f"({cone['init']} start, {cone['n_samples']} sample(s) per example, steps of {cone['accumulation']}); "
+            f"evaluation on {ev['n_eval']} test prompts per set, {ev['max_new_tokens']} new tokens, "
+            f"{ev['n_cone_samples']} cone samples.")

@@ -4,17 +4,20 @@
 - **induce**: mean refusal score on harmless val with +v added at ``resid_pre`` of a layer;
 - **KL**: mean KL(p_base ‖ p_ablated) on harmless val at the last position.
 
-Shared by DIM selection and RDO's ``last20`` selection (and the cone filters to come).
+Shared by DIM selection, RDO's ``last20`` selection and the cone filters; the ``*_many``
+variants score many vectors at once, one vector per batch row (:mod:`refusal_tl.steer.multi`).
 """
 
 from __future__ import annotations
 
+from jaxtyping import Float
 from torch import Tensor
 
 from refusal_tl.eval.metrics import refusal_score
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.forward import kl_to_base, map_last_logits, refusal_scores
 from refusal_tl.steer.hooks import ablation_hooks, addition_hooks
+from refusal_tl.steer.multi import multi_kl, multi_refusal_scores
 
 
 class Scorer:
@@ -47,3 +50,15 @@ class Scorer:
         """Mean last-position KL(p_base ‖ p_ablated) on harmless val."""
         hooks = ablation_hooks(v, self.model.n_layers)
         return float(kl_to_base(self.model, self.harmless, self.base_logits, hooks, self.bs).mean())
+
+    def bypass_many(self, vs: Float[Tensor, "n d_model"]) -> Float[Tensor, " n"]:
+        """:meth:`bypass` of every row of ``vs``."""
+        return multi_refusal_scores(self.model, self.harmful, vs, "ablate", batch_size=self.bs * 2).mean(1)
+
+    def induce_many(self, vs: Float[Tensor, "n d_model"], layer: int) -> Float[Tensor, " n"]:
+        """:meth:`induce` of every row of ``vs`` (each row added with its own norm)."""
+        return multi_refusal_scores(self.model, self.harmless, vs, "add", layer, batch_size=self.bs * 2).mean(1)
+
+    def kl_many(self, vs: Float[Tensor, "n d_model"]) -> Float[Tensor, " n"]:
+        """:meth:`kl` of every row of ``vs``."""
+        return multi_kl(self.model, self.harmless, self.base_logits, vs, batch_size=self.bs * 2).mean(1)

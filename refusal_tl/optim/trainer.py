@@ -4,10 +4,11 @@ Context: RDO (Algorithm 1, k = 1), refusal cones (Algorithm 2, k = N basis rows)
 representational independence all optimise unit vectors by projected gradient descent
 (docs/algorithms.md §5). They differ only in the loss, which is a callback here:
 
-``loss_fn(rows, group) -> {term: mean}`` computes the loss terms of the examples
-``group`` for the parameter ``rows`` (a ``[k, d]`` ``nn.Parameter``), back-propagates the
-weighted loss into ``rows.grad`` itself (term by term, so one graph is alive at a time) and
-returns each term's unweighted mean. The loop then, per optimizer step:
+``loss_fn(rows, group, step) -> {term: mean}`` computes the loss terms of the examples
+``group`` at optimizer step ``step`` (0-based; it seeds per-step randomness such as cone
+samples, so a resumed run draws the same) for the parameter ``rows`` (a ``[k, d]``
+``nn.Parameter``), back-propagates the weighted loss into ``rows.grad`` itself (term by
+term, so one graph is alive at a time) and returns each term's unweighted mean. The loop then, per optimizer step:
 
 1. projects each row's gradient onto its tangent space and clips the norm;
 2. takes an AdamW (amsgrad) step;
@@ -40,7 +41,7 @@ from refusal_tl.optim.checkpoint import load_checkpoint, save_checkpoint
 from refusal_tl.optim.plateau import Plateau
 from refusal_tl.optim.sphere import gram_schmidt, normalise_rows, project_out, tangent_rows
 
-LossFn = Callable[[torch.nn.Parameter, list[int]], dict[str, float]]
+LossFn = Callable[[torch.nn.Parameter, list[int], int], dict[str, float]]
 
 
 @no_type_check  # __post_init__ validates, with errors that name the fix
@@ -129,7 +130,7 @@ def train_sphere(
         group = order[k * cfg.accumulation:(k + 1) * cfg.accumulation]
         opt.zero_grad()
         t0 = time.perf_counter()
-        means = loss_fn(rows, group)
+        means = loss_fn(rows, group, run.step)
         rows.grad = tangent_rows(rows.grad, rows.detach())
         torch.nn.utils.clip_grad_norm_([rows], cfg.clip)
         opt.step()

@@ -1,8 +1,10 @@
 """Plotly figures for every result; functions return ``go.Figure`` and never show them."""
 
 from refusal_tl.plotting.common import COLORS, completions_table, refusal_rates, save_figure
+from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotonic_sweep
 from refusal_tl.plotting.dim import kl_scores, refusal_score_by_layer, selection_landscape
 from refusal_tl.plotting.rdo import addition_sweep, method_comparison, rdo_loss_curves, retain_pareto
 
-__all__ = ["COLORS", "addition_sweep", "completions_table", "kl_scores", "method_comparison", "rdo_loss_curves",
-           "refusal_rates", "refusal_score_by_layer", "retain_pareto", "save_figure", "selection_landscape"]
+__all__ = ["COLORS", "addition_sweep", "best_of_n", "completions_table", "cone_3d", "cone_boxplots", "kl_scores",
+           "method_comparison", "monotonic_sweep", "rdo_loss_curves", "refusal_rates", "refusal_score_by_layer",
+           "retain_pareto", "save_figure", "selection_landscape"]

@@ -35,7 +35,7 @@ from refusal_tl.rdo.config import RdoConfig
 from refusal_tl.rdo.losses import retain_kl, target_cross_entropy, total_loss
 from refusal_tl.rdo.windows import SOURCE, TERMS, buckets, column, left_pad, windows
 from refusal_tl.steer.forward import layer_inputs, logits_from, uncapped, window_logits
-from refusal_tl.steer.hooks import ablation_hooks, addition_hooks
+from refusal_tl.steer.hooks import ablation_hooks, addition_hooks, row_hooks
 
 
 class Prepared:
@@ -75,18 +75,26 @@ class Prepared:
                 self.resid.pop(i, None)
 
 
-def term_losses(model: RefusalModel, r: Tensor, name: str, alpha: float, layer: int, pairs: list[dict],
-                idx: list[int], prep: Prepared, retain_mode: str = "paper") -> Float[Tensor, " batch"]:
-    """Per-example loss of one term (``abl``/``add``/``ret``) for the examples ``idx``; differentiable in r."""
+def term_losses(model: RefusalModel, r: Float[Tensor, "*rows d_model"], name: str, alpha: float, layer: int,
+                pairs: list[dict], idx: list[int], prep: Prepared,
+                retain_mode: str = "paper") -> Float[Tensor, " batch"]:
+    """Per-example loss of one term (``abl``/``add``/``ret``) for the examples ``idx``; differentiable in r.
+
+    ``r`` is one direction shared by the examples (``[d_model]``) or one per example
+    (``[len(idx), d_model]``, the cone samples): per-row hooks, whole prompts (no shared prefix).
+    """
+    per_row = r.dim() == 2
     src = column(pairs, idx, SOURCE[name])
     if name == "add":
         w = windows(model, *src, share_prefix=False)
         resid = left_pad([prep.resid[i] for i in idx], w.batch.ids.shape[1]).to(model.device, _dtype(model))
         _, block_kwargs = layer_inputs(model, w.batch, 0)  # masks and rotary embeddings only
-        hooks = addition_hooks(alpha * r / r.norm(), layer)
+        hooks = (row_hooks("add", r, model.n_layers, layer, alpha) if per_row
+                 else addition_hooks(alpha * r / r.norm(), layer))
         return target_cross_entropy(logits_from(model, resid, block_kwargs, layer, w.width, hooks), w.labels)
-    w = windows(model, *src)
-    logits = window_logits(model, w.batch, w.width, ablation_hooks(r, model.n_layers), capped=False)
+    w = windows(model, *src, share_prefix=not per_row)
+    hooks = row_hooks("ablate", r, model.n_layers) if per_row else ablation_hooks(r, model.n_layers)
+    logits = window_logits(model, w.batch, w.width, hooks, capped=False)
     if name == "abl":
         return target_cross_entropy(logits, w.labels)
     clean = left_pad([prep.clean[i] for i in idx], w.width).to(model.device)

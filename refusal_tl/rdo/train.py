@@ -31,7 +31,7 @@ def train_rdo(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, 
     prep, lengths = Prepared(model, pairs, layer, keep=cfg.epochs > 1), pair_lengths(model, pairs)
     cons = None if constraints is None else constraints.reshape(-1, model.d_model).float()
 
-    def loss_fn(rows: torch.nn.Parameter, group: list[int]) -> dict[str, float]:
+    def loss_fn(rows: torch.nn.Parameter, group: list[int], step: int) -> dict[str, float]:
         return step_losses(model, rows, alpha, layer, pairs, group, prep, lengths, cfg)
 
     init = random_rows(1, model.d_model, cfg.seed, cons).to(model.device)

@@ -46,6 +46,32 @@ def add_hook(
     return act + vector.to(act.dtype)
 
 
+def ablate_rows_hook(
+    act: Float[Tensor, "batch ... d_model"], hook=None, *, units: Float[Tensor, "rows d_model"]
+) -> Float[Tensor, "batch ... d_model"]:
+    """x_b ← x_b − (x_b·u_b) u_b: row b of the batch loses its own unit direction u_b."""
+    u = _per_row(act, units)
+    return act - einsum(act, u, "b ... d, b d -> b ...")[..., None] * _expand(u, act)
+
+
+def add_rows_hook(
+    act: Float[Tensor, "batch ... d_model"], hook=None, *, vectors: Float[Tensor, "rows d_model"]
+) -> Float[Tensor, "batch ... d_model"]:
+    """x_b ← x_b + v_b at every position of row b."""
+    return act + _expand(_per_row(act, vectors), act)
+
+
+def _per_row(act: Tensor, rows: Tensor) -> Tensor:
+    if act.shape[0] != rows.shape[0]:
+        raise RefusalTLError(f"{rows.shape[0]} per-row directions for a batch of {act.shape[0]} rows; "
+                             "tokenise per-row batches with share_prefix=False (a shared prefix runs once).")
+    return rows.to(act.dtype)
+
+
+def _expand(rows: Tensor, act: Tensor) -> Tensor:
+    return rows.reshape(rows.shape[0], *([1] * (act.dim() - 2)), rows.shape[-1])
+
+
 def orthonormal_basis(directions: Float[Tensor, "*k d_model"]) -> Float[Tensor, "k d_model"]:
     """Unit vector(s) spanning ``directions`` (one vector or several rows).
 
@@ -75,6 +101,29 @@ def addition_hooks(vector: Float[Tensor, " d_model"], layer: int, coeff: float =
     ``vector`` keeps its norm: pass the unnormalised DIM vector, or α·r̂.
     """
     return [(f"blocks.{layer}.hook_resid_pre", partial(add_hook, vector=coeff * vector))]
+
+
+def row_hooks(
+    kind: str, directions: Float[Tensor, "batch d_model"], n_layers: int, layer: int | None = None,
+    alpha: float | Tensor | None = None,
+) -> list[Hook]:
+    """One direction per batch row (several directions in one forward): ``ablate`` removes
+    row b's r̂_b at every layer; ``add``/``subtract`` add ±α·r̂_b at ``layer`` (α defaults to
+    each row's norm; a tensor gives one α per row). Same semantics as :func:`intervention_hooks`."""
+    units = directions / directions.norm(dim=-1, keepdim=True)
+    if kind == "ablate":
+        fn = partial(ablate_rows_hook, units=units)
+        return [(f"blocks.{l}.{point}", fn) for l in range(n_layers) for point in ABLATION_POINTS]
+    if kind in ("add", "subtract"):
+        if layer is None:
+            raise RefusalTLError(f"--intervention {kind} needs a layer (--layer L).")
+        norms = directions.norm(dim=-1, keepdim=True)
+        scale = norms if alpha is None else torch.as_tensor(alpha, dtype=units.dtype, device=units.device)
+        vectors = units * scale.reshape(-1, 1) * (1.0 if kind == "add" else -1.0)
+        return [(f"blocks.{layer}.hook_resid_pre", partial(add_rows_hook, vectors=vectors))]
+    if kind == "none":
+        return []
+    raise RefusalTLError(f"unknown intervention {kind!r}: choose none, ablate, add or subtract.")
 
 
 def intervention_hooks(

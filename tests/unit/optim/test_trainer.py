@@ -11,7 +11,7 @@ from refusal_tl.optim import TrainConfig, random_rows, train_sphere
 TARGETS = torch.nn.functional.normalize(torch.randn(12, 8, generator=torch.Generator().manual_seed(3)), dim=-1)
 
 
-def alignment_loss(rows: torch.nn.Parameter, group: list[int]) -> dict[str, float]:
+def alignment_loss(rows: torch.nn.Parameter, group: list[int], step: int = 0) -> dict[str, float]:
     """Each row should point at the mean target of the group (a smooth loss with a clear optimum)."""
     with torch.enable_grad():
         target = TARGETS[group].mean(0)
