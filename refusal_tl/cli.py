@@ -131,6 +131,8 @@ Profiles (bundled model, 2-core CPU): ci ~6 min, cpu ~30 min (dims 2 and 3), pap
     c.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
     c.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
     c.add_argument("--max-steps", type=int, default=None, help="stop each dimension after this many steps")
+    c.add_argument("--n-train", type=int, default=None, help="train prompts per class before filtering")
+    c.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
     c.add_argument("--seed", type=int, default=None)
 
     e = sub.add_parser("eval", help="generate under an intervention and judge refusals",
@@ -232,6 +234,7 @@ def cmd_cone(args) -> None:
         args.profile, cone=cone, model=args.model, dims=parse_dims(args.dims), init=args.init,
         selection=args.selection, filter_samples=args.filter_samples, kl_threshold=args.kl_threshold,
         early_stop=args.early_stop or None, batch_size=args.batch_size, max_steps=args.max_steps,
+        n_train=args.n_train, filter_prompts=False if args.no_filter else None,
     )  # validates every option before the model loads
     dim_path(args.run)
     model = load_model(cfg.model, args.device, args.dtype, args.device_map)

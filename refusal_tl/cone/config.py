@@ -60,6 +60,7 @@ class ConeRunConfig:
     n_val: int | None = None  # validation prompts per class for the filters (None: all)
     kl_threshold: float = 0.1
     n_train: int | None = None
+    filter_prompts: bool = True
     refusal_targets: str = "all"
     batch_size: int = 16
     harmful_train: str | None = None  # prompt sources (data.load_source); None = bundled splits

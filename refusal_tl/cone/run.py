@@ -77,7 +77,7 @@ def run_cone(cfg: ConeRunConfig, run_dir: str | Path, model: RefusalModel | None
     cache = run_dir / "rdo" if (run_dir / "rdo").is_dir() else ensure_dir(run_dir / "cone")
     harmful = source(cfg.harmful_train, "harmful", "train", cfg.n_train)
     harmless = source(cfg.harmless_train, "harmless", "train", cfg.n_train)
-    pairs, info = training_pairs(model, dim, cfg.n_train, harmful, harmless, batch_size=cfg.batch_size,
+    pairs, info = training_pairs(model, dim, cfg.n_train, harmful, harmless, cfg.filter_prompts, cfg.batch_size,
                                  cache_dir=cache, refusal_targets=cfg.refusal_targets)
     harmful_val, harmless_val = (s[:cfg.n_val] for s in val_sets(run_dir, model, cfg.batch_size))
     scorer = Scorer(model, harmful_val, harmless_val, cfg.batch_size)

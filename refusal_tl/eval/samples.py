@@ -84,7 +84,7 @@ def evaluate_directions(model: RefusalModel, prompts: list[str], directions: Flo
     """
     judge = judge or SubstringJudge()
     if directions.dim() != 2 or directions.shape[1] != model.d_model:
-        raise RefusalTLError(f"directions must be [n, {model.d_model}] for {model.name}, "
+        raise RefusalTLError(f"directions must be [n, d_model={model.d_model}] for {model.name}, "
                              f"got {tuple(directions.shape)}.")
     if intervention in ("add", "subtract"):
         if layer is None:

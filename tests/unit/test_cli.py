@@ -241,3 +241,74 @@ def test_rdo_cli_restarts_keep_the_lowest_loss_initialisation(tiny_dir, tmp_path
     assert len(json.loads((out / "history.json").read_text())) == 2
     d = RefusalDirection.load(out / "direction.safetensors")
     assert d.method == "rdo" and d.layer == 2 and d.norm == pytest.approx(dim.norm, rel=1e-5)
+
+
+def test_cone_without_dim_names_the_command(tmp_path, capsys):
+    code, err = run_cli(capsys, "cone", "--run", tmp_path / "run")
+    assert_one_line_error(code, err, "refusal-tl dim --out")
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--dims", "two"], "--dims takes integers like 2,3 or 2-5"),
+    (["--dims", "0,2"], "cone dimensions must be integers ≥ 1"),
+    (["--samples", "-1"], "n_samples must be ≥ 0"),
+    (["--filter-samples", "0"], "filter_samples must be"),
+])
+def test_cone_bad_options_fail_before_anything_loads(tmp_path, capsys, args, match):
+    code, err = run_cli(capsys, "cone", "--run", tmp_path / "nothing-here", *args)
+    assert_one_line_error(code, err, match)
+
+
+def test_cone_cli_trains_grows_selects_and_resumes(tiny_dir, tmp_path, capsys):
+    """The whole `refusal-tl cone` path on the tiny model: dims 1 and 2, files, then a rerun that trains nothing."""
+    from refusal_tl.geometry import RefusalCone
+
+    dim = RefusalDirection(3 * torch.randn(32), layer=2, pos=-1, model=tiny_dir.name, weights_sha="x")
+    dim.save(tmp_path / "run" / "dim" / "direction.safetensors")
+    (tmp_path / "run" / "dim" / "metadata.json").write_text(json.dumps({"config": {
+        "n_train": 8, "n_val": 4, "filter_prompts": False}}))
+    args = ["cone", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci", "--dims", "1-2",
+            "--init", "random", "--accumulation", "4", "--filter-samples", "3", "--kl-threshold", "100",
+            "--no-filter", "--n-train", "8"]
+    code = main(args)
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "cone dim 1" in out and "cone dim 2" in out
+    for n in (1, 2):
+        folder = tmp_path / "run" / "cone" / f"dim{n}"
+        cone = RefusalCone.load(folder / "basis.safetensors")
+        assert cone.dims == n and cone.layer == 2 and cone.alpha == pytest.approx(dim.norm, rel=1e-5)
+        meta = json.loads((folder / "metadata.json").read_text())
+        assert meta["selected"]["selection"] == "lowest_loss" and len(meta["selected"]["basis_bypass"]) == n
+        assert len(json.loads((folder / "history.json").read_text())) == meta["steps"] >= 1
+    before = (tmp_path / "run" / "cone" / "dim2" / "selection.json").stat().st_mtime_ns
+    assert main(args) == 0  # resumes: nothing to train, the saved selection is reused
+    assert (tmp_path / "run" / "cone" / "dim2" / "selection.json").stat().st_mtime_ns == before
+
+
+def test_eval_cone_writes_one_entry_per_sample_and_prompt(tiny_dir, prompts, tmp_path, capsys):
+    from refusal_tl.geometry import RefusalCone
+    from refusal_tl.optim.sphere import gram_schmidt
+
+    RefusalCone(gram_schmidt(torch.randn(2, 32)), 1, 3.0, "tiny", "x").save(tmp_path / "basis.safetensors")
+    out = tmp_path / "cone.json"
+    code = main(["eval", "--model", str(tiny_dir), "--cone", str(tmp_path / "basis.safetensors"), "--samples", "3",
+                 "--seed", "5", "--intervention", "add", "--prompts", str(prompts), "--max-new-tokens", "3",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads(out.read_text())
+    assert res["n_samples"] == 3 and res["seed"] == 5 and res["layer"] == 1 and res["alpha"] == 3.0
+    assert [s["direction_index"] for s in res["samples"]] == [0, 1, 2]
+    assert len(res["prompts"]) == 2 and len(res["prompts"][0]["scores"]) == 3
+    assert res["rate"] == pytest.approx(sum(s["refusal_rate"] for s in res["samples"]) / 3)
+
+
+def test_eval_cone_mistakes(tiny_dir, prompts, tmp_path, capsys):
+    d = RefusalDirection(torch.randn(32), layer=1, pos=-1, model="tiny", weights_sha="x")
+    d.save(tmp_path / "d.safetensors")
+    code, err = run_cli(capsys, "eval", "--cone", tmp_path / "d.safetensors", "--prompts", prompts,
+                        "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "a direction file goes with --direction, not --cone")
+    code, err = run_cli(capsys, "eval", "--cone", tmp_path / "d.safetensors", "--direction", tmp_path / "d.safetensors",
+                        "--prompts", prompts, "--out", tmp_path / "o.json")
+    assert_one_line_error(code, err, "either --direction or --cone")

@@ -3,6 +3,7 @@
 import pytest
 
 from refusal_tl import profiles
+from refusal_tl.cone import ConeConfig, ConeRunConfig
 from refusal_tl.dim import DimConfig, SelectionConfig
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.rdo import RdoConfig, RdoRunConfig
@@ -10,9 +11,10 @@ from refusal_tl.rdo import RdoConfig, RdoRunConfig
 
 def test_every_profile_has_every_stage_and_builds_valid_configs():
     for name in profiles.NAMES:
-        assert set(profiles.PROFILES[name]) >= {"dim", "rdo", "eval"}
-        dim, rdo = DimConfig.from_profile(name), RdoRunConfig.from_profile(name)
-        assert dim.profile == rdo.profile == name
+        assert set(profiles.PROFILES[name]) >= {"dim", "rdo", "cone", "eval"}
+        dim, rdo, cone = DimConfig.from_profile(name), RdoRunConfig.from_profile(name), ConeRunConfig.from_profile(name)
+        assert dim.profile == rdo.profile == cone.profile == name
+        assert cone.cone.weights == profiles.RDO_WEIGHTS and cone.dims == (2, 3)
         assert rdo.rdo.weights == profiles.RDO_WEIGHTS
         assert name in profiles.describe(name)
 
@@ -27,6 +29,12 @@ def test_profile_values_reach_the_configs():
     override = RdoRunConfig.from_profile("cpu", rdo=dict(epochs=2, weights={"ret": 0.5}), n_train=10)
     assert override.rdo.epochs == 2 and override.rdo.weights == {"abl": 1.0, "add": 0.2, "ret": 0.5}
     assert override.n_train == 10 and override.rdo.accumulation == 16
+    cpu, paper = ConeRunConfig.from_profile("cpu"), ConeRunConfig.from_profile("paper")
+    assert (cpu.init, cpu.cone.n_samples, cpu.cone.accumulation) == ("rdo", 2, 8)
+    assert (paper.init, paper.cone.n_samples, paper.filter_samples, paper.harmful_train) == \
+        ("random", 8, 64, "hub:salad:train")
+    assert ConeRunConfig.from_profile("ci", cone=dict(n_samples=3), dims=(4, 2, 3)).cone.n_samples == 3
+    assert ConeRunConfig(dims=(3, 2, 3)).dims == (2, 3)
 
 
 @pytest.mark.parametrize("build,match", [
@@ -53,6 +61,12 @@ def test_profile_values_reach_the_configs():
     (lambda: RdoRunConfig(n_train=0), "n_train must be"),
     (lambda: RdoRunConfig(max_steps=0), "max_steps must be"),
     (lambda: RdoRunConfig(layer=-1), "layer must be ≥ 0"),
+    (lambda: ConeConfig(sampling="dirichlet"), "unknown sampling 'dirichlet'"),
+    (lambda: ConeConfig(n_samples=-1), "n_samples must be ≥ 0"),
+    (lambda: ConeRunConfig(dims=(0, 2)), "cone dimensions must be integers ≥ 1"),
+    (lambda: ConeRunConfig(init="dim"), "unknown init 'dim'"),
+    (lambda: ConeRunConfig(selection="best"), "unknown selection 'best'"),
+    (lambda: ConeRunConfig(filter_samples=0), "filter_samples must be"),
 ])
 def test_bad_options_fail_at_construction_in_one_line(build, match):
     with pytest.raises(RefusalTLError, match=match) as err:
