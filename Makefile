@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 RUN ?= runs/demo
 PROFILE ?= cpu
 
-.PHONY: install demo demo-rdo test unit lint figures bench bench-rdo clean
+.PHONY: install demo demo-rdo demo-cone test unit lint figures bench bench-rdo bench-cone clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ demo-rdo: demo
 	$(VENV)/bin/refusal-tl rdo --run $(RUN) --profile $(PROFILE)
 	$(call evaluate,rdo,rdo_)
 
+demo-cone: demo-rdo
+	$(VENV)/bin/refusal-tl cone --run $(RUN) --profile $(PROFILE)
+	for n in 2 3; do $(VENV)/bin/refusal-tl eval --cone $(RUN)/cone/dim$$n/basis.safetensors --samples 64 \
+		--intervention ablate --prompts bundled:harmful:test --out $(RUN)/eval/cone$${n}_harmful_ablate.json; done
+
 test: install
 	REFUSAL_TL_PROFILE=ci $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800
 
@@ -44,11 +49,11 @@ unit: install
 lint: install
 	$(VENV)/bin/ruff check refusal_tl tests benchmarks
 
-# Every figure of the README, at the cpu profile (about 45 minutes on a 2-core CPU; reuses $(FIG_RUN)).
+# Every figure of the README, at the cpu profile (about 2 hours on a 2-core CPU; reuses $(FIG_RUN)).
 FIG_RUN ?= $(CURDIR)/runs/figures-cpu
 figures: install
 	mkdir -p $(FIG_RUN)/notebooks
-	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo; do \
+	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo 03_cones; do \
 		REFUSAL_TL_PROFILE=cpu REFUSAL_TL_RUN_DIR=$(FIG_RUN) REFUSAL_TL_FIG_DIR=$(CURDIR)/figures \
 		../$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=7200 \
 			--output-dir $(FIG_RUN)/notebooks $$nb.ipynb || exit 1; done
@@ -58,6 +63,9 @@ bench: install
 
 bench-rdo: install  # needs a DIM run in $(RUN) (make demo)
 	$(PY) benchmarks/bench_rdo.py --run $(RUN)
+
+bench-cone: install  # needs DIM and RDO runs in $(RUN) (make demo-rdo)
+	$(PY) benchmarks/bench_cone.py --run $(RUN)
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,0 +1,140 @@
+"""What each ``refusal-tl`` subcommand does: build the config (validated before any model
+loads), call the library, print a short summary. The parser lives in :mod:`refusal_tl.cli`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from refusal_tl import profiles
+from refusal_tl.errors import RefusalTLError
+
+
+def cmd_dim(args) -> None:
+    from refusal_tl.dim import DimConfig, run_dim
+    from refusal_tl.io import ensure_dir
+    from refusal_tl.model import load_model
+
+    cfg = DimConfig.from_profile(
+        args.profile, model=args.model, n_train=args.n_train, n_val=args.n_val,
+        n_val_harmless=args.n_val_harmless, batch_size=args.batch_size,
+        filter_prompts=False if args.no_filter else None, harmful_train=args.harmful_train,
+        harmless_train=args.harmless_train, harmful_val=args.harmful_val, harmless_val=args.harmless_val,
+        device=args.device, dtype=args.dtype,
+    )
+    ensure_dir(args.out / "dim")
+    model = load_model(cfg.model, cfg.device, cfg.dtype, args.device_map)
+    res = run_dim(cfg, args.out, model)
+    s = res.selection.best
+    print(f"selected layer {res.direction.layer}, position {res.direction.pos}, norm {res.direction.norm:.2f}: "
+          f"bypass {s.bypass:.2f} (baseline {res.selection.baseline_bypass:.2f}), induce {s.induce:.2f}, KL {s.kl:.3f}")
+    print(f"wrote {args.out / 'dim'}  ({sum(res.seconds.values()):.0f} s)")
+
+
+def cmd_rdo(args) -> None:
+    from refusal_tl.model import load_model
+    from refusal_tl.rdo import RdoRunConfig, run_rdo
+    from refusal_tl.rdo.run import dim_path
+
+    weights = {k: v for k, v in (("abl", args.lambda_abl), ("add", args.lambda_add), ("ret", args.lambda_ret))
+               if v is not None}
+    rdo = dict(epochs=args.epochs, accumulation=args.accumulation, micro_batch=args.micro_batch, seed=args.seed,
+               plateau_window=args.plateau_window, retain_kl=args.retain_kl, weights=weights)
+    cfg = RdoRunConfig.from_profile(
+        args.profile, rdo=rdo, model=args.model, n_train=args.n_train, layer=args.layer,
+        selection=args.selection, refusal_targets=args.refusal_targets, restarts=args.restarts,
+        batch_size=args.batch_size, max_steps=args.max_steps,
+        filter_prompts=False if args.no_filter else None, harmful_train=args.harmful_train,
+        harmless_train=args.harmless_train,
+    )  # validates every option before the model loads
+    dim_path(args.run)
+    model = load_model(cfg.model, args.device, args.dtype, args.device_map)
+    res = run_rdo(cfg, args.run, model)
+    h = res.run.history[res.selection.step]
+    print(f"RDO: {res.run.step} steps, selected step {h['step']} ({res.selection.how}): L_abl {h['abl']:.3f}, "
+          f"L_add {h['add']:.3f}, L_ret {h['ret']:.4f}; cosine to DIM {res.cosine_to_dim:.3f}")
+    print(f"wrote {res.run_dir}  ({sum(res.seconds.values()):.0f} s)")
+
+
+def parse_dims(text: str | None) -> tuple[int, ...] | None:
+    """``"2,3"`` or ``"2-5"`` -> the dimensions; a clear error otherwise."""
+    if text is None:
+        return None
+    try:
+        if "-" in text:
+            lo, hi = (int(x) for x in text.split("-"))
+            return tuple(range(lo, hi + 1))
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise RefusalTLError(f"--dims takes integers like 2,3 or 2-5, got {text!r}.") from None
+
+
+def cmd_cone(args) -> None:
+    from refusal_tl.cone import ConeRunConfig, run_cone
+    from refusal_tl.model import load_model
+    from refusal_tl.rdo.run import dim_path
+
+    cone = dict(epochs=args.epochs, accumulation=args.accumulation, micro_batch=args.micro_batch, seed=args.seed,
+                n_samples=args.samples, sampling=args.sampling)
+    cfg = ConeRunConfig.from_profile(
+        args.profile, cone=cone, model=args.model, dims=parse_dims(args.dims), init=args.init,
+        selection=args.selection, filter_samples=args.filter_samples, kl_threshold=args.kl_threshold,
+        early_stop=args.early_stop or None, batch_size=args.batch_size, max_steps=args.max_steps,
+        n_train=args.n_train, filter_prompts=False if args.no_filter else None,
+    )  # validates every option before the model loads
+    dim_path(args.run)
+    model = load_model(cfg.model, args.device, args.dtype, args.device_map)
+    res = run_cone(cfg, args.run, model)
+    for n, sel in res.selections.items():
+        row = sel.chosen
+        print(f"cone dim {n}: step {row['step'] + 1} ({sel.how}), train loss {row['train_loss']:.3f}; "
+              f"fixed samples: bypass {row['sample_bypass']:.2f}, induce {row['sample_induce']:.2f}, "
+              f"max KL {row['sample_kl_max']:.3f}; basis bypass {', '.join(f'{b:.2f}' for b in row['basis_bypass'])}")
+    print(f"wrote {res.run_dir}  ({sum(res.seconds.values()):.0f} s)")
+
+
+def cmd_eval(args) -> None:
+    from refusal_tl import data
+    from refusal_tl.eval.evaluate import evaluate_intervention, first_token_kl
+    from refusal_tl.eval.judges import JUDGES
+    from refusal_tl.geometry import RefusalDirection
+    from refusal_tl.io import ensure_dir, write_json
+    from refusal_tl.model import load_model
+
+    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
+    prompts = data.load_source(args.prompts, args.n)
+    if args.cone is not None:
+        return eval_cone(args, prompts)
+    direction = RefusalDirection.load(args.direction) if args.direction else None
+    model = load_model(args.model, args.device, args.dtype, args.device_map)
+    res = evaluate_intervention(model, prompts, direction, args.intervention, args.layer, args.alpha,
+                                args.max_new_tokens, JUDGES[args.judge](), args.batch_size or 16)
+    out = res.to_dict()
+    if args.kl and direction is not None and args.intervention != "none":
+        out["first_token_kl"] = first_token_kl(model, prompts, direction, args.intervention, args.layer, args.alpha)
+    write_json(args.out, out)
+    what = "refusal rate" if args.judge == "substring" else "ASR"
+    kl = f", first-token KL {out['first_token_kl']:.4f}" if "first_token_kl" in out else ""
+    print(f"{args.intervention}: {what} {res.rate:.1%} on {len(prompts)} prompts{kl} -> {args.out}")
+
+
+def eval_cone(args, prompts: list[str]) -> None:
+    from refusal_tl.eval.judges import JUDGES
+    from refusal_tl.eval.samples import evaluate_cone
+    from refusal_tl.geometry import RefusalCone
+    from refusal_tl.io import write_json
+    from refusal_tl.model import load_model
+
+    if args.direction is not None:
+        raise RefusalTLError("pass either --direction or --cone, not both.")
+    if args.intervention not in ("ablate", "add", "subtract"):
+        raise RefusalTLError("--cone evaluates sampled directions: choose --intervention ablate, add or subtract.")
+    cone = RefusalCone.load(args.cone)
+    n = args.samples or profiles.profile(args.profile, "eval")["n_cone_samples"]
+    model = load_model(args.model, args.device, args.dtype, args.device_map)
+    res = evaluate_cone(model, prompts, cone, n, args.seed, args.intervention, args.layer, args.alpha,
+                        args.max_new_tokens, JUDGES[args.judge](), args.batch_size or 64)
+    write_json(args.out, res.to_dict())
+    rates = res.rates
+    print(f"{args.intervention}, {n} samples of the {cone.dims}-dimensional cone on {len(prompts)} prompts: "
+          f"refusal rate {res.rate:.1%} (samples: median {rates.median():.1%}, "
+          f"min {rates.min():.1%}, max {rates.max():.1%}) -> {args.out}")
