@@ -44,10 +44,10 @@ class ConeRunConfig:
     """Everything that determines a cone run (recorded in its metadata).
 
     ``dims`` are trained in increasing order; the first starts from ``init`` (``random``:
-    the official N(0, I) rows; ``rdo``: the run's RDO direction as row 1, then random rows,
-    a documented deviation for small budgets) and each later one from the previous
-    dimension's lowest-loss basis plus one random row (official, no early stop unless
-    ``early_stop``).
+    the official N(0, I) rows; ``rdo``: the run's RDO direction, then the part of DIM
+    orthogonal to it, then random rows, a documented deviation for small budgets) and each
+    later one from the previous dimension's lowest-loss basis plus one random row (official,
+    no early stop unless ``early_stop``). ``max_steps`` caps each dimension's steps.
     """
 
     model: str = "bundled"

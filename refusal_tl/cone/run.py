@@ -29,6 +29,7 @@ from refusal_tl.geometry import RefusalCone, RefusalDirection
 from refusal_tl.io import ensure_dir, json_digest, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.optim import SphereRun
+from refusal_tl.optim.sphere import gram_schmidt
 from refusal_tl.rdo.run import load_dim, training_pairs, val_sets
 
 
@@ -46,7 +47,8 @@ class ConeResult:
     run_dir: Path | None = None
 
     def figures(self) -> dict:
-        return {f"cone_dim{n}_loss": plotting.rdo_loss_curves(h, self.selections[n].step)
+        return {f"cone_dim{n}_loss": plotting.rdo_loss_curves(
+                    h, self.selections[n].step, f"{n}-dimensional cone: losses summed over samples and basis")
                 for n, h in self.histories.items()}
 
 
@@ -54,14 +56,16 @@ def cone_dir(run_dir: str | Path, dims: int) -> Path:
     return Path(run_dir) / "cone" / f"dim{dims}"
 
 
-def rdo_init(run_dir: Path, model: RefusalModel) -> torch.Tensor:
+def rdo_init(run_dir: Path, model: RefusalModel, dim: RefusalDirection) -> torch.Tensor:
+    """The ``init="rdo"`` start: the RDO direction and the part of DIM orthogonal to it, two
+    directions the run already found (DIM lies in their cone when its cosine with RDO is positive)."""
     path = run_dir / "rdo" / "direction.safetensors"
     if not path.is_file():
         raise RefusalTLError(f"--init rdo needs {path}: run `refusal-tl rdo --run {run_dir}` first, "
                              "or use --init random.")
     rdo = RefusalDirection.load(path)
     rdo.check_width(model.d_model)
-    return (rdo.vector.float() / rdo.vector.float().norm())[None]
+    return gram_schmidt(torch.stack([rdo.vector.float(), dim.vector.float()]))
 
 
 def run_cone(cfg: ConeRunConfig, run_dir: str | Path, model: RefusalModel | None = None,
@@ -84,7 +88,7 @@ def run_cone(cfg: ConeRunConfig, run_dir: str | Path, model: RefusalModel | None
     info.update(val=dict(harmful=len(harmful_val), harmless=len(harmless_val)), init=cfg.init)
     seconds["prepare"] = time.perf_counter() - t0
 
-    previous = rdo_init(run_dir, model) if cfg.init == "rdo" else None
+    previous = rdo_init(run_dir, model, dim)[:cfg.dims[0]] if cfg.init == "rdo" else None
     cones, histories, selections = {}, {}, {}
     for n in cfg.dims:
         t0 = time.perf_counter()

@@ -8,7 +8,8 @@ from plotly.subplots import make_subplots
 from refusal_tl.plotting.common import COLORS
 
 
-def rdo_loss_curves(history: list[dict], selected: int | None = None) -> go.Figure:
+def rdo_loss_curves(history: list[dict], selected: int | None = None,
+                    title: str = "RDO training losses") -> go.Figure:
     """RDO training: each loss component and their unweighted sum per optimizer step.
 
     Vertical dotted lines mark learning-rate reductions (plateau schedule); the star is the
@@ -29,7 +30,7 @@ def rdo_loss_curves(history: list[dict], selected: int | None = None) -> go.Figu
         if h["lr"] < prev["lr"]:
             fig.add_vline(x=h["step"], line=dict(color="gray", dash="dot"))
     fig.update_xaxes(title_text="optimizer step")
-    fig.update_layout(title="RDO training losses (dotted: learning rate ÷10)", height=380, width=1300)
+    fig.update_layout(title=f"{title} (dotted: learning rate ÷10)", height=380, width=1300)
     return fig
 
 
