@@ -42,7 +42,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "cone": dict(dims=(2, 3), n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
                      retain_kl="code", n_samples=1, init="rdo", filter_samples=8, n_val=8),
         "eval": dict(n_eval=12, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=32,
-                     n_cone_samples=8),
+                     n_cone_samples=8, n_cone_eval=8, n_cone_alphas=3),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -53,7 +53,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "cone": dict(dims=(2, 3), n_train=None, refusal_targets="refusing", accumulation=8, epochs=2,
                      max_steps=12, retain_kl="code", n_samples=1, init="rdo", filter_samples=16, n_val=12),
         "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32,
-                     n_cone_samples=64),
+                     n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6),
     },
     "paper": {
         "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
@@ -65,7 +65,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                      retain_kl="paper", n_samples=8, init="random", filter_samples=64, n_val=None,
                      harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
         "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=[0.0, 0.1, 0.3, 1.0, 3.0], sweep_epochs=1,
-                     max_new_tokens=512, n_cone_samples=256),
+                     max_new_tokens=512, n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10),
     },
 }
 NAMES = tuple(PROFILES)

@@ -10,6 +10,9 @@ Intuition: directional ablation removes the component along r̂ everywhere it ca
 written (``resid_pre``, ``attn_out``, ``mlp_out`` of every block), so no layer can read
 it; activation addition pushes the residual stream along r at one layer.
 
+Per-row hooks (:func:`row_hooks`) give every batch row its own direction, so several
+directions run in one forward (cone samples, :mod:`refusal_tl.steer.multi`).
+
 Placement helpers return ``[(hook_name, fn), ...]`` for ``fwd_hooks=``. Always scope them
 (``run_with_hooks`` or ``with model.hooks(fwd_hooks): ...``).
 """
