@@ -28,10 +28,10 @@ from refusal_tl.steer import ablation_hooks, addition_hooks, generate, intervent
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
-    "Batch", "ChatFormat", "ConeResult", "ConeRunConfig", "DimCandidates", "DimConfig", "DimResult", "EvalResult", "RdoConfig", "RdoResult",
-    "RdoRunConfig", "RefusalCone", "RefusalDirection", "RefusalModel", "RefusalTLError", "Selection", "SelectionConfig",
-    "SphereRun", "SubstringJudge", "TrainConfig", "ablation_hooks", "addition_hooks", "data",
-    "evaluate_intervention", "first_token_kl", "generate", "intervention_hooks", "is_refusal", "kl_last",
-    "load_model", "orthogonalize_weights", "plotting", "profiles", "refusal_rate", "refusal_score", "run_dim",
-    "run_cone", "run_rdo", "select_direction", "train_rdo", "train_sphere",
+    "Batch", "ChatFormat", "ConeResult", "ConeRunConfig", "DimCandidates", "DimConfig", "DimResult", "EvalResult",
+    "RdoConfig", "RdoResult", "RdoRunConfig", "RefusalCone", "RefusalDirection", "RefusalModel", "RefusalTLError",
+    "Selection", "SelectionConfig", "SphereRun", "SubstringJudge", "TrainConfig", "ablation_hooks", "addition_hooks",
+    "data", "evaluate_intervention", "first_token_kl", "generate", "intervention_hooks", "is_refusal", "kl_last",
+    "load_model", "orthogonalize_weights", "plotting", "profiles", "refusal_rate", "refusal_score", "run_cone",
+    "run_dim", "run_rdo", "select_direction", "train_rdo", "train_sphere",
 ]
