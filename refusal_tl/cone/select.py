@@ -17,7 +17,6 @@ Filters, on ``n_fixed`` fixed cone samples (seed 42) scaled by α, on the valida
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float
@@ -27,19 +26,15 @@ from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.scorer import Scorer
 from refusal_tl.geometry.cone import orthant_weights
 from refusal_tl.optim import SphereRun
+from refusal_tl.rdo.select import RdoSelection
 
 log = logging.getLogger(__name__)
 FIXED_SEED = 42
 
 
-@dataclass
-class ConeSelection:
-    """The chosen step, the scores of every candidate and the filters that were relaxed."""
-
-    step: int  # index into SphereRun.vectors
-    how: str
-    table: list[dict] = field(default_factory=list)
-    relaxed: tuple[str, ...] = ()
+class ConeSelection(RdoSelection):
+    """The chosen step (index into ``SphereRun.vectors``), every candidate's scores (``table``)
+    and the filters that were relaxed; as for RDO."""
 
     @property
     def chosen(self) -> dict:
