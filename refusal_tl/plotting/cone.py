@@ -23,9 +23,10 @@ def cone_boxplots(samples: dict[int, list[float]], basis: dict[int, list[float]]
             fig.add_trace(go.Scatter(x=[f"dim {n}"] * len(basis[n]), y=[100 * r for r in basis[n]], mode="markers",
                                      marker=dict(size=11, color=COLORS[1], symbol="diamond", line=dict(width=1)),
                                      name="basis vectors", showlegend=n == min(basis)))
+    places = ("top left", "bottom left", "top right", "bottom right")  # labels of equal rates must not overlap
     for i, (name, rate) in enumerate((references or {}).items()):
         fig.add_hline(y=100 * rate, line=dict(color=COLORS[2 + i], dash="dash"), annotation_text=name,
-                      annotation_position="top left")
+                      annotation_position=places[i % len(places)])
     if baseline is not None:
         fig.add_hline(y=100 * baseline, line=dict(color="gray", dash="dot"), annotation_text="no intervention")
     fig.update_layout(title=title, yaxis_title="% refused (substring judge)", yaxis_range=[-5, 105],
