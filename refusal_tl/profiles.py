@@ -49,7 +49,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # all 192 bundled prompts per class -> 64 pairs -> 4 steps of 16 per epoch, 6 epochs = 24 steps
         "rdo": dict(n_train=None, refusal_targets="refusing", accumulation=16, epochs=6, retain_kl="code"),
         # 64 pairs -> 12 steps of 8 per dimension (1.5 epochs), one fresh sample per example, started
-        # from RDO and DIM; about 10 + 14 minutes of training for dims 2 and 3
+        # from RDO and DIM; measured 11 + 17 minutes of training for dims 2 and 3 (33 min with selection)
         "cone": dict(dims=(2, 3), n_train=None, refusal_targets="refusing", accumulation=8, epochs=2,
                      max_steps=12, retain_kl="code", n_samples=1, init="rdo", filter_samples=16, n_val=12),
         "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32,
