@@ -73,10 +73,11 @@ def cone_step_losses(model: RefusalModel, rows: Float[Tensor, "dims d_model"], a
     its mean over examples, so ``abl + add + ret`` is the official train loss)."""
     prep.ensure(group)
     means = {name: 0.0 for name in TERMS}
+    terms = directions(rows, group, cfg, step)  # the step's samples, drawn once for every term and micro-batch
     for name in TERMS:
         needs_grad = backward and cfg.weights.get(name, 0.0) != 0.0
         for idx in buckets(lengths[name], group, cfg.micro_batch):
-            for weight, make in directions(rows, group, cfg, step):
+            for weight, make in terms:
                 with torch.set_grad_enabled(needs_grad):
                     values = term_losses(model, make(idx), name, alpha, layer, pairs, idx, prep, cfg.retain_kl)
                     if needs_grad:
