@@ -81,6 +81,11 @@ def json_digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def tensor_digest(t) -> str:
+    """Short sha256 of a tensor's float32 values (keys of checkpoints that depend on vectors)."""
+    return hashlib.sha256(t.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 hex digest of a file, read in 16 MiB chunks."""
     digest = hashlib.sha256()

@@ -17,7 +17,9 @@ after filtering about 1,100 pairs, **about 70 steps**. The ``cpu`` profile there
 epochs of the bundled pairs (24 steps) instead.
 
 The ``cone`` stage: dimensions, samples per example and the selection filters' sizes
-(docs/algorithms.md §6). RepInd and GCG add their own stage entries here when they land.
+(docs/algorithms.md §6). The ``repind`` stage: how many directions (``k``), random starts per
+direction and the official loss settings (docs/algorithms.md §8). GCG adds its own stage here
+when it lands.
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ PROFILES: dict[str, dict[str, dict]] = {
         # the RDO pairs, 2 steps of 8 per dimension, one fresh sample per example
         "cone": dict(dims=(2, 3), n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
                      retain_kl="code", n_samples=1, init="rdo", filter_samples=8, n_val=8),
+        # the RDO pairs, 2 steps of 8 per direction, 2 directions of 1 candidate
+        "repind": dict(k=2, candidates=1, n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
+                       retain_kl="code", weights={"ret": 0.1}, n_val=8),
         "eval": dict(n_eval=12, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=32,
-                     n_cone_samples=8, n_cone_eval=8, n_cone_alphas=3),
+                     n_cone_samples=8, n_cone_eval=8, n_cone_alphas=3, n_trace=8),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -52,8 +57,11 @@ PROFILES: dict[str, dict[str, dict]] = {
         # from RDO and DIM; measured 11 + 17 minutes of training for dims 2 and 3 (33 min with selection)
         "cone": dict(dims=(2, 3), n_train=None, refusal_targets="refusing", accumulation=8, epochs=2,
                      max_steps=12, retain_kl="code", n_samples=1, init="rdo", filter_samples=16, n_val=12),
+        # official repind_iterative settings (2 epochs, λ_ret 0.1, λ_ind 200): 64 pairs -> 8 steps of 16
+        "repind": dict(k=2, candidates=1, n_train=None, refusal_targets="refusing", accumulation=16, epochs=2,
+                       retain_kl="code", weights={"ret": 0.1}, n_val=24),
         "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32,
-                     n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6),
+                     n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6, n_trace=32),
     },
     "paper": {
         "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
@@ -64,8 +72,12 @@ PROFILES: dict[str, dict[str, dict]] = {
         "cone": dict(dims=(2, 3), n_train=None, refusal_targets="all", accumulation=16, epochs=1,
                      retain_kl="paper", n_samples=8, init="random", filter_samples=64, n_val=None,
                      harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
+        # RepInd-1 ... RepInd-5, 5 random starts each (the paper), official loss settings
+        "repind": dict(k=5, candidates=5, n_train=None, refusal_targets="all", accumulation=16, epochs=2,
+                       retain_kl="paper", weights={"ret": 0.1}, n_val=None,
+                       harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
         "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=[0.0, 0.1, 0.3, 1.0, 3.0], sweep_epochs=1,
-                     max_new_tokens=512, n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10),
+                     max_new_tokens=512, n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128),
     },
 }
 NAMES = tuple(PROFILES)
@@ -73,19 +85,20 @@ Profile = Literal["ci", "cpu", "paper"]
 
 
 def profile(name: str, stage: str) -> dict:
-    """The settings of ``stage`` (``dim``, ``rdo``, ``cone``, ``eval``) in profile ``name`` (a copy)."""
+    """The settings of ``stage`` (``dim``, ``rdo``, ``cone``, ``repind``, ``eval``) in profile ``name`` (a copy)."""
     check_choice("profile", name, NAMES)
     return dict(PROFILES[name][stage])
 
 
 def describe(name: str) -> str:
     """In words: what each stage of profile ``name`` trains and evaluates on."""
-    dim, rdo, cone, ev = (profile(name, s) for s in ("dim", "rdo", "cone", "eval"))
+    dim, rdo, cone, rep, ev = (profile(name, s) for s in ("dim", "rdo", "cone", "repind", "eval"))
     train = "SALAD-Bench / Alpaca from the Hub (bundled splits offline)" if "harmful_train" in rdo else "bundled splits"
     n = lambda x: "all" if x is None else x
     return (f"{name}: DIM on {n(dim['n_train'])} train prompts per class ({train}), {n(dim['n_val'])} val; "
             f"RDO on {n(rdo['n_train'])} train prompts per class, steps of {rdo['accumulation']} pairs, "
             f"{rdo['epochs']} epoch(s); cones of dimensions {', '.join(map(str, cone['dims']))} "
             f"({cone['init']} start, {cone['n_samples']} sample(s) per example, steps of {cone['accumulation']}); "
+            f"{rep['k']} RepInd direction(s), {rep['candidates']} start(s) each, {rep['epochs']} epoch(s); "
             f"evaluation on {ev['n_eval']} test prompts per set, {ev['max_new_tokens']} new tokens, "
             f"{ev['n_cone_samples']} cone samples.")

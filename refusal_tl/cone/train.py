@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -11,7 +10,7 @@ from torch import Tensor
 
 from refusal_tl.cone.config import ConeConfig
 from refusal_tl.cone.step import cone_step_losses
-from refusal_tl.io import json_digest
+from refusal_tl.io import json_digest, tensor_digest
 from refusal_tl.model import RefusalModel
 from refusal_tl.optim import SphereRun, random_rows, train_sphere
 from refusal_tl.optim.sphere import gram_schmidt
@@ -30,10 +29,6 @@ def grow(previous: Float[Tensor, "n d_model"] | None, dims: int, d_model: int,
     fresh = random_rows(dims, d_model, seed, orthogonalise="gram_schmidt")[n:]
     rows = fresh if previous is None else torch.cat([previous.float().cpu(), fresh])
     return gram_schmidt(rows)
-
-
-def tensor_digest(t: Tensor) -> str:
-    return hashlib.sha256(t.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def train_cone(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, init: Float[Tensor, "dims d_model"],

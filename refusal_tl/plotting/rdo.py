@@ -18,10 +18,12 @@ def rdo_loss_curves(history: list[dict], selected: int | None = None,
     steps = [h["step"] for h in history]
     names = {"train_loss": "total (unweighted)", "abl": "L_abl (answer harmful, ablated)",
              "add": "L_add (refuse harmless, +αr̂)", "ret": "L_ret (KL on harmless, ablated)"}
-    fig = make_subplots(rows=1, cols=4, subplot_titles=list(names.values()))
+    if history and "ind" in history[0]:
+        names["ind"] = "L_ind (representational independence)"
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=list(names.values()))
     for col, (key, name) in enumerate(names.items(), start=1):
         fig.add_trace(go.Scatter(x=steps, y=[h[key] for h in history], mode="lines+markers", name=name,
-                                 line=dict(color=COLORS[col - 1]), marker=dict(size=4)), row=1, col=col)
+                                 line=dict(color=COLORS[(col - 1) % len(COLORS)]), marker=dict(size=4)), row=1, col=col)
         if selected is not None:
             fig.add_trace(go.Scatter(x=[history[selected]["step"]], y=[history[selected][key]], mode="markers",
                                      marker=dict(symbol="star", size=14, color="gold", line=dict(width=1)),
@@ -30,7 +32,7 @@ def rdo_loss_curves(history: list[dict], selected: int | None = None,
         if h["lr"] < prev["lr"]:
             fig.add_vline(x=h["step"], line=dict(color="gray", dash="dot"))
     fig.update_xaxes(title_text="optimizer step")
-    fig.update_layout(title=f"{title} (dotted: learning rate ÷10)", height=380, width=1300)
+    fig.update_layout(title=f"{title} (dotted: learning rate ÷10)", height=380, width=325 * len(names))
     return fig
 
 

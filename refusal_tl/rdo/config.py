@@ -39,6 +39,11 @@ class RdoConfig(TrainConfig):
         object.__setattr__(self, "weights", {**profiles.RDO_WEIGHTS, **self.weights})
 
     @property
+    def loss_weights(self) -> dict[str, float]:
+        """The weight of every loss term the step computes (subclasses add terms)."""
+        return dict(self.weights)
+
+    @property
     def train(self) -> TrainConfig:
         return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
 

@@ -141,10 +141,13 @@ def val_sets(run_dir: Path, model: RefusalModel, batch_size: int) -> tuple[list[
 
 
 def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None = None,
-            name: str = "rdo", progress: bool = True) -> RdoResult:
+            name: str = "rdo", progress: bool = True,
+            orthogonal_to: list[RefusalDirection] | None = None) -> RdoResult:
     """Train an RDO direction from the DIM result in ``run_dir`` and save it under ``run_dir/name``.
 
     ``name`` lets sweeps (e.g. over λ_ret) keep one sub-directory per setting.
+    ``orthogonal_to``: hard constraints, r ⟂ each of them at initialisation and after every
+    step (RDO⊥ with the DIM direction, paper §6; docs/algorithms.md §5, §8).
     """
     run_dir = Path(run_dir)
     seconds: dict[str, float] = {}
@@ -162,7 +165,12 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     seconds["targets"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    runs = train_restarts(model, pairs, alpha, layer, cfg, out, progress)
+    constraints = None
+    if orthogonal_to:
+        for d in orthogonal_to:
+            d.check_width(model.d_model)
+        constraints = torch.stack([d.vector.float() for d in orthogonal_to]).to(model.device)
+    runs = train_restarts(model, pairs, alpha, layer, cfg, out, progress, constraints)
     run = min(runs, key=lambda r: r.history[r.lowest_loss_step]["train_loss"])  # several seeds: lowest loss
     info["restarts"] = [{"seed": r.key["seed"], "steps": r.step, "chosen": r is run,
                          "lowest_loss": r.history[r.lowest_loss_step]["train_loss"]} for r in runs]
@@ -176,10 +184,11 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     chosen = run.history[selection.step]
     direction = RefusalDirection(
         vector=alpha * run.vectors[selection.step][0], layer=layer, pos=None, model=model.name,
-        weights_sha=model.weights_sha, method="rdo",
+        weights_sha=model.weights_sha, method="rdo" if not orthogonal_to else "rdo-perp",
         extra=dict(step=chosen["step"], train_loss=chosen["train_loss"], selection=selection.how,
                    relaxed=list(selection.relaxed), profile=cfg.profile, alpha=alpha, dim_layer=dim.layer,
-                   seed=run.key["seed"]),
+                   seed=run.key["seed"],
+                   orthogonal_to=[d.metadata() for d in orthogonal_to or []]),
     )
     result = RdoResult(direction, dim, run, selection, cfg, info, seconds, out)
     save_rdo(result, out)
@@ -187,14 +196,14 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
 
 
 def train_restarts(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, cfg: RdoRunConfig,
-                   out: Path, progress: bool = True) -> list[SphereRun]:
+                   out: Path, progress: bool = True, constraints: torch.Tensor | None = None) -> list[SphereRun]:
     """Train ``cfg.restarts`` initialisations (seeds ``seed``, ``seed + 1``, …), each with its own
     checkpoint (``checkpoint.safetensors`` for the first, ``checkpoint_seed{s}.safetensors`` for the others)."""
     runs = []
     for i in range(cfg.restarts):
         rdo = replace(cfg.rdo, seed=cfg.rdo.seed + i)
         ckpt = out / ("checkpoint.safetensors" if i == 0 else f"checkpoint_seed{rdo.seed}.safetensors")
-        runs.append(train_rdo(model, pairs, alpha, layer, rdo, ckpt, max_steps=cfg.max_steps, progress=progress))
+        runs.append(train_rdo(model, pairs, alpha, layer, rdo, ckpt, constraints, cfg.max_steps, progress))
     return runs
 
 

@@ -26,6 +26,8 @@ same), so the efficient and the straightforward step agree on every model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -105,28 +107,38 @@ def _dtype(model: RefusalModel) -> torch.dtype:
     return next(model.hf_model.parameters()).dtype
 
 
+TermFn = Callable[[str, list[int]], dict[str, Tensor]]
+
+
 def step_losses(model: RefusalModel, r: Float[Tensor, "*one d_model"], alpha: float, layer: int, pairs: list[dict],
                 group: list[int], prep: Prepared, lengths: dict[str, list[int]], cfg: RdoConfig,
-                backward: bool = True) -> dict[str, float]:
+                backward: bool = True, terms: TermFn | None = None) -> dict[str, float]:
     """One optimizer step's loss terms over ``group``, averaged over its examples.
 
     ``r`` is the direction, ``[d_model]`` or the trainer's ``[1, d_model]`` parameter. With
     ``backward`` the weighted loss (each micro-loss divided by ``len(group)``, as gradient
-    accumulation does) is back-propagated into ``r.grad`` term by term, so at most one
+    accumulation does) is back-propagated into ``r.grad`` forward by forward, so at most one
     micro-batch graph is alive at a time.
+
+    ``terms(name, idx)`` computes the per-example values of the forward ``name`` (``abl``,
+    ``add``, ``ret``) as ``{term: values}``; a forward may give several terms (RepInd reads
+    its traces from the ablation forward). Default: the three RDO terms.
     """
     prep.ensure(group)
-    means = {}
+    weights = cfg.loss_weights
+    custom = terms is not None  # a custom forward may carry terms of other names: keep its graph
+    terms = terms or (lambda name, idx: {name: term_losses(model, r.reshape(-1), name, alpha, layer, pairs, idx,
+                                                           prep, cfg.retain_kl)})
+    means: dict[str, float] = {}
     for name in TERMS:
-        total = 0.0
         for idx in buckets(lengths[name], group, cfg.micro_batch):
-            needs_grad = backward and cfg.weights.get(name, 0.0) != 0.0
-            with torch.set_grad_enabled(needs_grad):
-                values = term_losses(model, r.reshape(-1), name, alpha, layer, pairs, idx, prep, cfg.retain_kl)
-                if needs_grad:
-                    (cfg.weights[name] * values.sum() / len(group)).backward()
-            total += float(values.detach().sum())
-        means[name] = total / len(group)
+            with torch.set_grad_enabled(backward and (custom or weights.get(name, 0.0) != 0.0)):
+                values = terms(name, idx)
+                loss = sum(weights.get(k, 0.0) * v.sum() for k, v in values.items()) / len(group)
+                if backward and loss.requires_grad:
+                    loss.backward()
+            for k, v in values.items():
+                means[k] = means.get(k, 0.0) + float(v.detach().sum()) / len(group)
     prep.release(group)
     return means
 

@@ -82,18 +82,39 @@ def orthonormal_basis(directions: Float[Tensor, "*k d_model"]) -> Float[Tensor, 
     their span* (QR), not as sequential projections, which differ for non-orthogonal
     directions (docs/algorithms.md §2). Differentiable, so a direction parameter gets gradients.
     """
-    d = directions.reshape(-1, directions.shape[-1]).float()
+    d = directions.reshape(-1, directions.shape[-1])
+    d = d.to(torch.promote_types(d.dtype, torch.float32))  # at least float32
     if d.shape[0] == 1:
         return d / d.norm()
     q, _ = torch.linalg.qr(d.T)
     return q.T
 
 
+def sequential_ablate_hook(
+    act: Float[Tensor, "... d_model"], hook=None, *, units: Float[Tensor, "k d_model"]
+) -> Float[Tensor, "... d_model"]:
+    """x ← x − (x·u_1)u_1, then − (x·u_2)u_2, …: one projection per direction, in order (the
+    authors' top-k ablation). Equals the span projection only for orthogonal directions."""
+    for u in units.to(act.dtype):
+        act = act - einsum(act, u, "... d, d -> ...")[..., None] * u
+    return act
+
+
 def ablation_hooks(
-    directions: Float[Tensor, "*k d_model"], n_layers: int, layers: list[int] | None = None
+    directions: Float[Tensor, "*k d_model"], n_layers: int, layers: list[int] | None = None,
+    sequential: bool = False,
 ) -> list[Hook]:
-    """Directional ablation at resid_pre, attn_out and mlp_out of every (or the given) layer."""
-    fn = partial(ablate_hook, basis=orthonormal_basis(directions))
+    """Directional ablation at resid_pre, attn_out and mlp_out of every (or the given) layer.
+
+    Several directions (rows) are ablated as the projection onto the orthogonal complement of
+    their span (default), or ``sequential``-ly, one unit direction after another as the
+    authors' code does (docs/algorithms.md §8).
+    """
+    if sequential:
+        d = directions.reshape(-1, directions.shape[-1])
+        fn = partial(sequential_ablate_hook, units=d / d.norm(dim=-1, keepdim=True))
+    else:
+        fn = partial(ablate_hook, basis=orthonormal_basis(directions))
     layers = range(n_layers) if layers is None else layers
     return [(f"blocks.{l}.{point}", fn) for l in layers for point in ABLATION_POINTS]
 
@@ -160,7 +181,8 @@ def orthogonalize_weights(hf_model, direction: Float[Tensor, " d_model"]) -> Non
     biases. Equivalent to :func:`ablation_hooks` only for models without post-norms (Qwen,
     Llama); Gemma 2 is refused.
     """
-    params = dict(hf_model.named_parameters())
+    # a model wrapped by the TransformerLens bridge names its modules ``…._original_component.…``
+    params = {n.replace("._original_component", ""): p for n, p in hf_model.named_parameters()}
     if any("post_feedforward_layernorm" in n for n in params):
         raise RefusalTLError(
             "weight orthogonalisation is not exact for models with post-norms (Gemma 2); "
