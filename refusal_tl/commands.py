@@ -47,12 +47,59 @@ def cmd_rdo(args) -> None:
         harmless_train=args.harmless_train,
     )  # validates every option before the model loads
     dim_path(args.run)
+    orthogonal = [load_direction(p) for p in args.orthogonal_to or []]
+    name = args.name or ("rdo-perp" if orthogonal else "rdo")
     model = load_model(cfg.model, args.device, args.dtype, args.device_map)
-    res = run_rdo(cfg, args.run, model)
+    res = run_rdo(cfg, args.run, model, name=name, orthogonal_to=orthogonal)
     h = res.run.history[res.selection.step]
-    print(f"RDO: {res.run.step} steps, selected step {h['step']} ({res.selection.how}): L_abl {h['abl']:.3f}, "
-          f"L_add {h['add']:.3f}, L_ret {h['ret']:.4f}; cosine to DIM {res.cosine_to_dim:.3f}")
+    print(f"RDO{'⊥' if orthogonal else ''}: {res.run.step} steps, selected step {h['step']} ({res.selection.how}): "
+          f"L_abl {h['abl']:.3f}, L_add {h['add']:.3f}, L_ret {h['ret']:.4f}; cosine to DIM {res.cosine_to_dim:.3g}")
     print(f"wrote {res.run_dir}  ({sum(res.seconds.values()):.0f} s)")
+
+
+def load_direction(path: Path):
+    from refusal_tl.geometry import RefusalDirection
+
+    return RefusalDirection.load(path)
+
+
+def cmd_repind(args) -> None:
+    from refusal_tl.model import load_model
+    from refusal_tl.rdo.run import dim_path
+    from refusal_tl.repind import RepIndRunConfig, run_repind
+
+    repind = dict(epochs=args.epochs, accumulation=args.accumulation, micro_batch=args.micro_batch, seed=args.seed,
+                  ind_weight=args.lambda_ind)
+    cfg = RepIndRunConfig.from_profile(
+        args.profile, repind=repind, model=args.model, k=args.k, candidates=args.candidates, n_train=args.n_train,
+        batch_size=args.batch_size, max_steps=args.max_steps, filter_prompts=False if args.no_filter else None,
+    )  # validates every option before the model loads
+    dim_path(args.run)
+    model = load_model(cfg.model, args.device, args.dtype, args.device_map)
+    res = run_repind(cfg, args.run, model)
+    for d, cands in zip(res.directions, res.candidates):
+        e = d.extra
+        print(f"RepInd-{e['k']}: candidate {e['candidate'] + 1}/{len(cands)}, step {e['step']}, "
+              f"val refusal score {e['val_refusal_score']:.2f}; cosine to V "
+              f"{', '.join(f'{c:.2f}' for c in e['cosines_to_V'])} -> {args.run / ('repind-' + str(e['k']))}")
+    print(f"({sum(res.seconds.values()):.0f} s)")
+
+
+def cmd_traces(args) -> None:
+    from refusal_tl import data
+    from refusal_tl.io import ensure_dir, write_json
+    from refusal_tl.model import load_model
+    from refusal_tl.repind import trace_pair
+
+    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
+    prompts = data.load_source(args.prompts, args.n)
+    a, b = load_direction(args.direction), load_direction(args.ablate)
+    model = load_model(args.model, args.device, args.dtype, args.device_map)
+    trace = trace_pair(model, prompts, a.vector.to(model.device), b.vector.to(model.device),
+                       (a.method, b.method), args.batch_size or 16)
+    write_json(args.out, trace.to_dict())
+    print(f"cos({a.method}, x) with {b.method} ablated: peak |Δcos| {trace.peak_delta:.3f} over "
+          f"{len(prompts)} prompts -> {args.out}")
 
 
 def parse_dims(text: str | None) -> tuple[int, ...] | None:
@@ -104,10 +151,14 @@ def cmd_eval(args) -> None:
     prompts = data.load_source(args.prompts, args.n)
     if args.cone is not None:
         return eval_cone(args, prompts)
-    direction = RefusalDirection.load(args.direction) if args.direction else None
+    if len(args.direction or []) > 1 and args.intervention != "ablate":
+        raise RefusalTLError(f"several directions can only be ablated together, not used with "
+                             f"--intervention {args.intervention}; pass one --direction.")
+    directions = [RefusalDirection.load(p) for p in args.direction or []]
+    direction = directions[0] if len(directions) == 1 else (directions or None)
     model = load_model(args.model, args.device, args.dtype, args.device_map)
     res = evaluate_intervention(model, prompts, direction, args.intervention, args.layer, args.alpha,
-                                args.max_new_tokens, JUDGES[args.judge](), args.batch_size or 16)
+                                args.max_new_tokens, JUDGES[args.judge](), args.batch_size or 16, args.sequential)
     out = res.to_dict()
     if args.kl and direction is not None and args.intervention != "none":
         out["first_token_kl"] = first_token_kl(model, prompts, direction, args.intervention, args.layer, args.alpha)

@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+import torch
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -20,7 +22,7 @@ from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.forward import kl_to_base, map_last_logits
 from refusal_tl.steer.generation import generate
-from refusal_tl.steer.hooks import intervention_hooks
+from refusal_tl.steer.hooks import ablation_hooks, intervention_hooks
 
 
 @dataclass
@@ -53,13 +55,30 @@ class EvalResult:
         return {**d, "rate": self.rate, "n": len(rows), "results": rows}
 
 
-def direction_hooks(model: RefusalModel, direction: RefusalDirection | None, intervention: str,
-                    layer: int | None = None, alpha: float | None = None):
-    """Hooks for ``intervention`` with ``direction``; layer/alpha default to its metadata."""
+Directions = RefusalDirection | list[RefusalDirection] | None
+
+
+def direction_hooks(model: RefusalModel, direction: Directions, intervention: str,
+                    layer: int | None = None, alpha: float | None = None, sequential: bool = False):
+    """Hooks for ``intervention`` with ``direction``; layer/alpha default to its metadata.
+
+    A list of directions is ablated together: the projection onto the complement of their
+    span, or ``sequential``-ly one after another (docs/algorithms.md §8).
+    """
     if intervention == "none":
         return []
-    if direction is None:
+    if not direction:
         raise RefusalTLError(f"--intervention {intervention} needs a direction (--direction FILE).")
+    if isinstance(direction, list):
+        if len(direction) > 1 and intervention != "ablate":
+            raise RefusalTLError(f"several directions can only be ablated together, not used with "
+                                 f"--intervention {intervention}; pass one --direction.")
+        for d in direction:
+            d.check_width(model.d_model)
+        if len(direction) > 1:
+            stacked = torch.stack([d.vector.float() for d in direction]).to(model.device)
+            return ablation_hooks(stacked, model.n_layers, sequential=sequential)
+        direction = direction[0]
     direction.check_width(model.d_model)
     layer = direction.layer if layer is None else layer
     if intervention in ("add", "subtract"):  # ablation acts at every layer
@@ -69,13 +88,17 @@ def direction_hooks(model: RefusalModel, direction: RefusalDirection | None, int
 
 
 def evaluate_intervention(
-    model: RefusalModel, prompts: list[str], direction: RefusalDirection | None = None,
+    model: RefusalModel, prompts: list[str], direction: Directions = None,
     intervention: str = "none", layer: int | None = None, alpha: float | None = None,
-    max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
+    max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16, sequential: bool = False,
 ) -> EvalResult:
-    """Generate greedily under the intervention and judge every completion."""
+    """Generate greedily under the intervention and judge every completion (several
+    directions: ablated together, see :func:`direction_hooks`)."""
     judge = judge or SubstringJudge()
-    hooks = direction_hooks(model, direction, intervention, layer, alpha)
+    hooks = direction_hooks(model, direction, intervention, layer, alpha, sequential)
+    meta = _metadata(direction, sequential)
+    if isinstance(direction, list):
+        direction = direction[0] if len(direction) == 1 else None
     if intervention in ("add", "subtract"):
         layer = direction.layer if layer is None else layer
         alpha = direction.norm if alpha is None else alpha
@@ -86,8 +109,18 @@ def evaluate_intervention(
         model=model.name, intervention=intervention, layer=layer, alpha=alpha,
         max_new_tokens=max_new_tokens, judge=judge.name, prompts=prompts, completions=completions,
         scores=judge(prompts, completions), seconds=time.perf_counter() - start,
-        direction=direction.metadata() if direction is not None else {},
+        direction=meta,
     )
+
+
+def _metadata(direction: Directions, sequential: bool) -> dict:
+    if not direction:
+        return {}
+    if isinstance(direction, list):
+        if len(direction) == 1:
+            return direction[0].metadata()
+        return {"directions": [d.metadata() for d in direction], "sequential": sequential}
+    return direction.metadata()
 
 
 def first_token_kl(

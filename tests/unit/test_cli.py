@@ -312,3 +312,86 @@ def test_eval_cone_mistakes(tiny_dir, prompts, tmp_path, capsys):
     code, err = run_cli(capsys, "eval", "--cone", tmp_path / "d.safetensors", "--direction", tmp_path / "d.safetensors",
                         "--prompts", prompts, "--out", tmp_path / "o.json")
     assert_one_line_error(code, err, "either --direction or --cone")
+
+
+def _tiny_run(tiny_dir, tmp_path):
+    dim = RefusalDirection(3 * torch.randn(32), layer=2, pos=-1, model=tiny_dir.name, weights_sha="x")
+    dim.save(tmp_path / "run" / "dim" / "direction.safetensors")
+    (tmp_path / "run" / "dim" / "metadata.json").write_text(json.dumps({"config": {
+        "n_train": 8, "n_val": 4, "filter_prompts": False}}))
+    return dim
+
+
+def test_rdo_orthogonal_to_dim_writes_rdo_perp(tiny_dir, tmp_path, capsys):
+    dim = _tiny_run(tiny_dir, tmp_path)
+    code = main(["rdo", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci", "--no-filter",
+                 "--n-train", "8", "--accumulation", "4", "--orthogonal-to",
+                 str(tmp_path / "run" / "dim" / "direction.safetensors")])
+    assert code == 0, capsys.readouterr().err
+    d = RefusalDirection.load(tmp_path / "run" / "rdo-perp" / "direction.safetensors")
+    assert d.method == "rdo-perp" and d.extra["orthogonal_to"][0]["method"] == "dim"
+    assert abs(float(torch.nn.functional.cosine_similarity(d.vector, dim.vector, dim=0))) < 1e-4
+    assert not (tmp_path / "run" / "rdo").exists()
+
+
+def test_repind_cli_trains_k_directions_and_resumes(tiny_dir, tmp_path, capsys):
+    _tiny_run(tiny_dir, tmp_path)
+    args = ["repind", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci", "--k", "2",
+            "--candidates", "1", "--no-filter", "--n-train", "8", "--accumulation", "4"]
+    code = main(args)
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "RepInd-1" in out and "RepInd-2" in out
+    for k in (1, 2):
+        d = RefusalDirection.load(tmp_path / "run" / f"repind-{k}" / "direction.safetensors")
+        assert d.method == "repind" and d.extra["k"] == k and len(d.extra["cosines_to_V"]) == k
+        assert (tmp_path / "run" / f"repind-{k}" / "candidate0.safetensors").is_file()
+    before = (tmp_path / "run" / "repind-2" / "metadata.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (tmp_path / "run" / "repind-2" / "metadata.json").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("args,match", [(["--k", "0"], "k must be a whole number"),
+                                        (["--lambda-ind", "-1"], "ind_weight (λ_ind) must be ≥ 0")])
+def test_repind_bad_options_fail_before_anything_loads(tmp_path, capsys, args, match):
+    code, err = run_cli(capsys, "repind", "--run", tmp_path / "nothing-here", *args)
+    assert_one_line_error(code, err, match)
+
+
+def test_traces_cli_writes_the_documented_keys(tiny_dir, prompts, tmp_path, capsys):
+    a = RefusalDirection(torch.randn(32), layer=2, pos=-1, model="m", weights_sha="x")
+    b = RefusalDirection(torch.randn(32), layer=2, pos=-1, model="m", weights_sha="x", method="repind")
+    a.save(tmp_path / "a.safetensors")
+    b.save(tmp_path / "b.safetensors")
+    code = main(["traces", "--model", str(tiny_dir), "--direction", str(tmp_path / "a.safetensors"), "--ablate",
+                 str(tmp_path / "b.safetensors"), "--prompts", str(prompts), "--out", str(tmp_path / "t.json")])
+    assert code == 0, capsys.readouterr().err
+    t = json.loads((tmp_path / "t.json").read_text())
+    assert t["layers"] == list(range(5))
+    for key in ("clean_mean", "clean_std", "ablated_mean", "ablated_std"):
+        assert len(t[key]) == 5
+    assert t["peak_delta"] == pytest.approx(max(abs(x - y) for x, y in zip(t["ablated_mean"], t["clean_mean"])),
+                                            rel=1e-5)
+    b16 = RefusalDirection(torch.randn(16), layer=2, pos=-1, model="m", weights_sha="x")
+    b16.save(tmp_path / "b16.safetensors")
+    code, err = run_cli(capsys, "traces", "--model", tiny_dir, "--direction", tmp_path / "a.safetensors", "--ablate",
+                        tmp_path / "b16.safetensors", "--prompts", prompts, "--out", tmp_path / "t2.json")
+    assert_one_line_error(code, err, "width 16")
+
+
+def test_eval_ablates_several_directions_by_span_or_sequentially(tiny_dir, prompts, tmp_path, capsys):
+    paths = []
+    for i in range(2):
+        d = RefusalDirection(torch.randn(32), layer=2, pos=-1, model="m", weights_sha="x")
+        paths += ["--direction", str(d.save(tmp_path / f"d{i}.safetensors"))]
+    for extra in ([], ["--sequential"]):
+        out = tmp_path / f"e{len(extra)}.json"
+        code = main(["eval", "--model", str(tiny_dir), *paths, *extra, "--intervention", "ablate",
+                     "--prompts", str(prompts), "--max-new-tokens", "3", "--out", str(out)])
+        assert code == 0, capsys.readouterr().err
+        meta = json.loads(out.read_text())["direction"]
+        assert len(meta["directions"]) == 2 and meta["sequential"] == bool(extra)
+    capsys.readouterr()
+    code, err = run_cli(capsys, "eval", "--model", tiny_dir, *paths, "--intervention", "add", "--prompts", prompts,
+                        "--out", tmp_path / "x.json")
+    assert_one_line_error(code, err, "several directions can only be ablated together")
