@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 RUN ?= runs/demo
 PROFILE ?= cpu
 
-.PHONY: install demo demo-rdo demo-cone test unit lint figures bench bench-rdo bench-cone clean
+.PHONY: install demo demo-rdo demo-cone demo-repind test unit lint figures bench bench-rdo bench-cone bench-repind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,18 @@ demo-cone: demo-rdo
 	for n in 2 3; do $(VENV)/bin/refusal-tl eval --cone $(RUN)/cone/dim$$n/basis.safetensors --samples 64 \
 		--intervention ablate --prompts bundled:harmful:test --out $(RUN)/eval/cone$${n}_harmful_ablate.json; done
 
+demo-repind: demo-rdo
+	$(VENV)/bin/refusal-tl rdo --run $(RUN) --profile $(PROFILE) --orthogonal-to $(RUN)/dim/direction.safetensors
+	$(VENV)/bin/refusal-tl repind --run $(RUN) --profile $(PROFILE)
+	$(VENV)/bin/refusal-tl traces --direction $(RUN)/dim/direction.safetensors --ablate $(RUN)/rdo-perp/direction.safetensors \
+		--prompts bundled:harmful:val --out $(RUN)/eval/traces_dim_rdo_perp.json
+	$(VENV)/bin/refusal-tl traces --direction $(RUN)/dim/direction.safetensors --ablate $(RUN)/repind-1/direction.safetensors \
+		--prompts bundled:harmful:val --out $(RUN)/eval/traces_dim_repind1.json
+	$(VENV)/bin/refusal-tl eval --direction $(RUN)/repind-1/direction.safetensors --direction $(RUN)/repind-2/direction.safetensors \
+		--intervention ablate --prompts bundled:harmful:test --out $(RUN)/eval/repind_top2_harmful_ablate.json
+
 test: install
-	REFUSAL_TL_PROFILE=ci $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800
+	REFUSAL_TL_PROFILE=ci $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800 --durations=25
 
 unit: install
 	$(PY) -m pytest -q tests/unit
@@ -53,7 +63,7 @@ lint: install
 FIG_RUN ?= $(CURDIR)/runs/figures-cpu
 figures: install
 	mkdir -p $(FIG_RUN)/notebooks
-	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo 03_cones; do \
+	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo 03_cones 04_repind; do \
 		REFUSAL_TL_PROFILE=cpu REFUSAL_TL_RUN_DIR=$(FIG_RUN) REFUSAL_TL_FIG_DIR=$(CURDIR)/figures \
 		../$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=7200 \
 			--output-dir $(FIG_RUN)/notebooks $$nb.ipynb || exit 1; done
@@ -66,6 +76,9 @@ bench-rdo: install  # needs a DIM run in $(RUN) (make demo)
 
 bench-cone: install  # needs DIM and RDO runs in $(RUN) (make demo-rdo)
 	$(PY) benchmarks/bench_cone.py --run $(RUN)
+
+bench-repind: install  # needs DIM and RDO runs in $(RUN) (make demo-rdo)
+	$(PY) benchmarks/bench_repind.py --run $(RUN)
 
 clean:
 	rm -rf $(VENV) runs

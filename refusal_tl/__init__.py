@@ -23,6 +23,7 @@ from refusal_tl.geometry import RefusalCone, RefusalDirection
 from refusal_tl.model import Batch, ChatFormat, RefusalModel, load_model
 from refusal_tl.optim import SphereRun, TrainConfig, train_sphere
 from refusal_tl.rdo import RdoConfig, RdoResult, RdoRunConfig, run_rdo, train_rdo
+from refusal_tl.repind import RepIndConfig, RepIndResult, RepIndRunConfig, cosine_traces, run_repind
 from refusal_tl.steer import ablation_hooks, addition_hooks, generate, intervention_hooks, orthogonalize_weights
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -30,8 +31,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "Batch", "ChatFormat", "ConeResult", "ConeRunConfig", "DimCandidates", "DimConfig", "DimResult", "EvalResult",
     "RdoConfig", "RdoResult", "RdoRunConfig", "RefusalCone", "RefusalDirection", "RefusalModel", "RefusalTLError",
-    "Selection", "SelectionConfig", "SphereRun", "SubstringJudge", "TrainConfig", "ablation_hooks", "addition_hooks",
-    "data", "evaluate_intervention", "first_token_kl", "generate", "intervention_hooks", "is_refusal", "kl_last",
-    "load_model", "orthogonalize_weights", "plotting", "profiles", "refusal_rate", "refusal_score", "run_cone",
-    "run_dim", "run_rdo", "select_direction", "train_rdo", "train_sphere",
+    "RepIndConfig", "RepIndResult", "RepIndRunConfig", "Selection", "SelectionConfig", "SphereRun", "SubstringJudge",
+    "TrainConfig", "ablation_hooks", "addition_hooks", "cosine_traces", "data", "evaluate_intervention",
+    "first_token_kl", "generate", "intervention_hooks", "is_refusal", "kl_last", "load_model",
+    "orthogonalize_weights", "plotting", "profiles", "refusal_rate", "refusal_score", "run_cone", "run_dim",
+    "run_rdo", "run_repind", "select_direction", "train_rdo", "train_sphere",
 ]

@@ -160,8 +160,10 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     t0 = time.perf_counter()
     harmful = source(cfg.harmful_train, "harmful", "train", cfg.n_train)
     harmless = source(cfg.harmless_train, "harmless", "train", cfg.n_train)
+    shared = run_dir / "rdo"  # targets depend on DIM and the prompts only: RDO⊥ and sweeps reuse RDO's
+    cache = shared if name != "rdo" and shared.is_dir() else out
     pairs, info = training_pairs(model, dim, cfg.n_train, harmful, harmless, cfg.filter_prompts,
-                                 cfg.batch_size, out, cfg.refusal_targets)
+                                 cfg.batch_size, cache, cfg.refusal_targets)
     seconds["targets"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
