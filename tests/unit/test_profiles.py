@@ -7,11 +7,15 @@ from refusal_tl.cone import ConeConfig, ConeRunConfig
 from refusal_tl.dim import DimConfig, SelectionConfig
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.rdo import RdoConfig, RdoRunConfig
+from refusal_tl.repind import RepIndConfig, RepIndRunConfig
 
 
 def test_every_profile_has_every_stage_and_builds_valid_configs():
     for name in profiles.NAMES:
-        assert set(profiles.PROFILES[name]) >= {"dim", "rdo", "cone", "eval"}
+        assert set(profiles.PROFILES[name]) >= {"dim", "rdo", "cone", "repind", "eval"}
+        rep = RepIndRunConfig.from_profile(name)
+        assert rep.profile == name and rep.repind.weights == {**profiles.RDO_WEIGHTS, "ret": 0.1}  # official
+        assert rep.repind.loss_weights["ind"] == 200.0 and rep.repind.epochs == (1 if name == "ci" else 2)
         dim, rdo, cone = DimConfig.from_profile(name), RdoRunConfig.from_profile(name), ConeRunConfig.from_profile(name)
         assert dim.profile == rdo.profile == cone.profile == name
         assert cone.cone.weights == profiles.RDO_WEIGHTS and cone.dims == (2, 3)
@@ -35,6 +39,9 @@ def test_profile_values_reach_the_configs():
         ("random", 8, 64, "hub:salad:train")
     assert ConeRunConfig.from_profile("ci", cone=dict(n_samples=3), dims=(4, 2, 3)).cone.n_samples == 3
     assert ConeRunConfig(dims=(3, 2, 3)).dims == (2, 3)
+    rep = RepIndRunConfig.from_profile("paper", repind=dict(ind_weight=50.0), k=3)
+    assert (rep.k, rep.candidates, rep.repind.ind_weight, rep.harmful_train) == (3, 5, 50.0, "hub:salad:train")
+    assert RepIndConfig().ind_layers(24) == list(range(21))  # 0 … ⌊0.9·L⌋ − 1
 
 
 @pytest.mark.parametrize("build,match", [
@@ -67,6 +74,11 @@ def test_profile_values_reach_the_configs():
     (lambda: ConeRunConfig(init="dim"), "unknown init 'dim'"),
     (lambda: ConeRunConfig(selection="best"), "unknown selection 'best'"),
     (lambda: ConeRunConfig(filter_samples=0), "filter_samples must be"),
+    (lambda: RepIndConfig(ind_weight=-1.0), "ind_weight"),
+    (lambda: RepIndConfig(layer_fraction=0.0), "layer_fraction must be in"),
+    (lambda: RepIndRunConfig(k=0), "k must be"),
+    (lambda: RepIndRunConfig(candidates=0), "candidates must be"),
+    (lambda: RepIndRunConfig(refusal_targets="few"), "unknown refusal_targets 'few'"),
 ])
 def test_bad_options_fail_at_construction_in_one_line(build, match):
     with pytest.raises(RefusalTLError, match=match) as err:
