@@ -51,7 +51,7 @@ demo-repind: demo-rdo
 		--intervention ablate --prompts bundled:harmful:test --out $(RUN)/eval/repind_top2_harmful_ablate.json
 
 test: install
-	REFUSAL_TL_PROFILE=ci $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800 --durations=25
+	REFUSAL_TL_PROFILE=ci REFUSAL_TL_PNG=0 $(PY) -m pytest -q tests --nbmake notebooks --nbmake-timeout=1800 --durations=25
 
 unit: install
 	$(PY) -m pytest -q tests/unit

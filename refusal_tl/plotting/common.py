@@ -9,6 +9,7 @@ and, optionally, a PNG when kaleido and a Chrome/Chromium are available.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -40,11 +41,15 @@ def completions_table(prompts: list[str], columns: dict[str, list[str]], max_cha
 
 
 def save_figure(fig: go.Figure, stem: str | Path, png: bool = False) -> Path:
-    """Write ``stem.html`` (and ``stem.png`` if asked and possible) atomically."""
+    """Write ``stem.html`` (and ``stem.png`` if asked and possible) atomically.
+
+    ``REFUSAL_TL_PNG=0`` in the environment skips every PNG (the test suite sets it: each
+    PNG starts a headless Chromium, about 3.5 s).
+    """
     stem = Path(stem)
     html = fig.to_html(include_plotlyjs="cdn", full_html=True)
     path = atomic_write(stem.with_suffix(".html"), lambda tmp: tmp.write_text(html))
-    if png:
+    if png and os.environ.get("REFUSAL_TL_PNG", "1") != "0":
         try:
             atomic_write(stem.with_suffix(".png"), lambda tmp: fig.write_image(str(tmp), format="png"))
         except Exception as err:  # kaleido needs Chrome; PNG is a nicety
