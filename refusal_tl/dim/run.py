@@ -8,6 +8,7 @@ interrupt resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -74,16 +75,35 @@ def source(spec: str | None, kind: str, split: str, n: int | None) -> list[str]:
         return data.bundled(kind, split, n)
 
 
-def filter_val(model: RefusalModel, harmful: list[str], harmless: list[str], batch_size: int, split: str = "val"):
+def baseline_scores(model: RefusalModel, prompts: list[str], batch_size: int, desc: str | None = None,
+                    cache_dir: str | Path | None = None) -> torch.Tensor:
+    """Refusal scores without intervention, cached in ``cache_dir`` (keyed by the model's
+    weights and the prompts), so the stages of one run directory score each set once."""
+    path = None
+    if cache_dir is not None:
+        key = json_digest({"model": model.name, "weights_sha": model.weights_sha, "prompts": prompts})[:16]
+        path = Path(cache_dir) / f"baseline-scores-{key}.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            return torch.tensor(saved["scores"], dtype=getattr(torch, saved["dtype"]))
+    scores = refusal_scores(model, prompts, [], batch_size, desc=desc)
+    if path is not None:
+        write_json(path, {"dtype": str(scores.dtype).removeprefix("torch."), "scores": scores.tolist()})
+    return scores
+
+
+def filter_val(model: RefusalModel, harmful: list[str], harmless: list[str], batch_size: int, split: str = "val",
+               cache_dir: str | Path | None = None):
     """Baseline-score filtering of the validation prompts (docs/algorithms.md §0).
 
     Harmless val is *not* truncated to the harmful count (the official code's behaviour):
     the KL filter then averages over more prompts. KL is heavy-tailed, and with as few
     harmless prompts as the model refuses harmful ones (18 on the bundled model's ``cpu``
-    profile) the selected candidate's KL was underestimated by half.
+    profile) the selected candidate's KL was underestimated by half. ``cache_dir`` keeps the
+    scores (:func:`baseline_scores`).
     """
-    s_harm = refusal_scores(model, harmful, [], batch_size, desc=f"scoring harmful {split}")
-    s_safe = refusal_scores(model, harmless, [], batch_size, desc=f"scoring harmless {split}")
+    s_harm = baseline_scores(model, harmful, batch_size, f"scoring harmful {split}", cache_dir)
+    s_safe = baseline_scores(model, harmless, batch_size, f"scoring harmless {split}", cache_dir)
     kh, ks = filter_by_score(s_harm, s_safe, truncate_harmless=False)
     return [harmful[i] for i in kh], [harmless[i] for i in ks]
 
@@ -104,7 +124,7 @@ def run_dim(cfg: DimConfig, out: str | Path | None = None, model: RefusalModel |
     t0 = time.perf_counter()
     harm_val, safe_val = sets["harmful_val"], sets["harmless_val"]
     if cfg.filter_prompts:
-        harm_val, safe_val = filter_val(model, harm_val, safe_val, cfg.batch_size)
+        harm_val, safe_val = filter_val(model, harm_val, safe_val, cfg.batch_size, cache_dir=dim_dir)
         _check_nonempty(harm_val, "harmful validation")
     sets.update(harmful_val=harm_val, harmless_val=safe_val)
     sel_cfg = SelectionConfig(score_late_layers=cfg.score_late_layers, prune=cfg.prune, batch_size=cfg.batch_size)

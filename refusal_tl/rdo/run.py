@@ -77,7 +77,7 @@ def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = N
     harmless = data.bundled("harmless", "train", n) if harmless is None else harmless
     n_before = (len(harmful), len(harmless))
     if filter_prompts:  # the same baseline-score filter as DIM; balancing comes next
-        harmful, harmless = filter_val(model, harmful, harmless, batch_size, split="train")
+        harmful, harmless = filter_val(model, harmful, harmless, batch_size, "train", cache_dir)
     k = min(len(harmful), len(harmless))
     if k == 0:
         raise RefusalTLError("no RDO training pairs left after filtering (the model refuses none of the harmful "
@@ -137,7 +137,7 @@ def val_sets(run_dir: Path, model: RefusalModel, batch_size: int) -> tuple[list[
     sets = prompt_sets(dim_cfg)
     if not dim_cfg.filter_prompts:
         return sets["harmful_val"], sets["harmless_val"]
-    return filter_val(model, sets["harmful_val"], sets["harmless_val"], batch_size)
+    return filter_val(model, sets["harmful_val"], sets["harmless_val"], batch_size, cache_dir=run_dir / "dim")
 
 
 def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None = None,
