@@ -21,6 +21,8 @@ The usual path:
   2. refusal-tl rdo  --run runs/qwen          train a gradient-optimised direction (RDO)
   3. refusal-tl cone --run runs/qwen --dims 2,3   train refusal cones (RCO)
   4. refusal-tl repind --run runs/qwen --k 2      representationally independent directions
+     refusal-tl gcg --run runs/qwen --direction runs/qwen/repind-1/direction.safetensors \
+                    --prompts bundled:harmful:test --out runs/qwen/gcg   suffixes that switch it off
   5. refusal-tl eval --direction runs/qwen/rdo/direction.safetensors \\
                      --intervention ablate --prompts harmful.jsonl --out ablate.json
 
@@ -32,7 +34,7 @@ id (Qwen/Qwen2.5-1.5B-Instruct, google/gemma-2-2b-it, ...), a local folder or a 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refusal-tl", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,cone,repind,traces,eval}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,cone,repind,traces,gcg,eval}")
 
     def run_args(sp, flag: str, what: str):
         sp.add_argument(flag, required=True, type=Path, help=f"run directory RUN_DIR{what}")
@@ -174,6 +176,27 @@ Profiles (bundled model, 2-core CPU): ci ~6 min, cpu ~30 min (dims 2 and 3), pap
     c.add_argument("--n-train", type=int, default=None, help="train prompts per class before filtering")
     c.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
     c.add_argument("--seed", type=int, default=None)
+
+    g = sub.add_parser("gcg", help="adversarial suffixes that switch a direction off from the input (GCG)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Per prompt, greedy coordinate gradient optimises a suffix (prompt + " " + suffix, from 20 x "!")
+for L = CE(target) + w_aux * (h . r)^2: the target is the first 20 characters of the prompt's
+completion with DIM ablated, h the residual stream at the aux layer and the last template
+token, r the --direction (RepInd-1 in the paper). --aux-weight 0 is plain GCG. Writes
+OUT/results.jsonl (prompt, suffix, layer, losses, cos_plain, cos_suffixed, completion,
+refused), OUT/targets.json and OUT/checkpoints/; rerun to resume.""")
+    model_args(g)
+    run_args(g, "--run", " (with dim/ from `refusal-tl dim`: the targets)")
+    g.add_argument("--direction", required=True, type=Path, help="the direction to switch off (RUN/repind-1/...)")
+    g.add_argument("--prompts", required=True, help="harmful prompt file or bundled:harmful:test")
+    g.add_argument("--steps", type=int, default=None)
+    g.add_argument("--aux-weight", type=float, default=None, help="w_aux (default 10; 0: plain GCG)")
+    g.add_argument("--aux-layer", type=int, default=None, help="layer of h (default round(15/26 * L))")
+    g.add_argument("--search-width", type=int, default=None, help="candidates per step")
+    g.add_argument("--topk", type=int, default=None, help="tokens per position to sample from")
+    g.add_argument("--n", type=int, default=None, help="attack only the first N prompts")
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--out", required=True, type=Path, help="output folder")
 
     e = sub.add_parser("eval", help="generate under an intervention and judge refusals",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\

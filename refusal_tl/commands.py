@@ -102,6 +102,28 @@ def cmd_traces(args) -> None:
           f"{len(prompts)} prompts -> {args.out}")
 
 
+def cmd_gcg(args) -> None:
+    from refusal_tl import data
+    from refusal_tl.gcg import GcgConfig, run_gcg
+    from refusal_tl.model import load_model
+    from refusal_tl.rdo.run import dim_path, load_dim
+
+    cfg = GcgConfig.from_profile(args.profile, model=args.model, steps=args.steps, aux_weight=args.aux_weight,
+                                 aux_layer=args.aux_layer, search_width=args.search_width, topk=args.topk,
+                                 n_prompts=args.n, seed=args.seed)  # validates every option before the model loads
+    dim_path(args.run)
+    prompts = data.load_source(args.prompts)
+    direction = load_direction(args.direction)
+    model = load_model(cfg.model, args.device, args.dtype, args.device_map)
+    rows = run_gcg(cfg, model, direction, load_dim(args.run, model), prompts, args.out)
+    for r in rows:
+        layer = r["layer"]
+        print(f"{'refused ' if r['refused'] else 'answered'} | cos at layer {layer}: {r['cos_plain'][layer]:+.3f} -> "
+              f"{r['cos_suffixed'][layer]:+.3f} | {r['prompt'][:50]!r} + {r['suffix']!r}")
+    answered = sum(not r["refused"] for r in rows)
+    print(f"{answered}/{len(rows)} suffixed prompts answered -> {args.out / 'results.jsonl'}")
+
+
 def parse_dims(text: str | None) -> tuple[int, ...] | None:
     """``"2,3"`` or ``"2-5"`` -> the dimensions; a clear error otherwise."""
     if text is None:

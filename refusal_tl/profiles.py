@@ -18,8 +18,8 @@ epochs of the bundled pairs (24 steps) instead.
 
 The ``cone`` stage: dimensions, samples per example and the selection filters' sizes
 (docs/algorithms.md §6). The ``repind`` stage: how many directions (``k``), random starts per
-direction and the official loss settings (docs/algorithms.md §8). GCG adds its own stage here
-when it lands.
+direction and the official loss settings (docs/algorithms.md §8). The ``gcg`` stage: steps,
+search width, top-k and how many prompts (docs/algorithms.md §9).
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         # the RDO pairs, 2 steps of 8 per direction, 2 directions of 1 candidate
         "repind": dict(k=2, candidates=1, n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
                        retain_kl="code", weights={"ret": 0.1}, n_val=8),
+        # 2 prompts, 2 steps of 16 candidates: exercises the loop, not an attack
+        "gcg": dict(steps=2, search_width=16, topk=32, n_prompts=2, eval_batch=16, max_new_tokens=32),
         "eval": dict(n_eval=12, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=32,
                      n_cone_samples=8, n_cone_eval=8, n_cone_alphas=3, n_trace=8),
     },
@@ -60,6 +62,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         # official repind_iterative settings (2 epochs, λ_ret 0.1, λ_ind 200): 64 pairs -> 8 steps of 16
         "repind": dict(k=2, candidates=1, n_train=None, refusal_targets="refusing", accumulation=16, epochs=2,
                        retain_kl="code", weights={"ret": 0.1}, n_val=24),
+        # a few prompts, tens of steps, a search width sized for 2 cores
+        "gcg": dict(steps=20, search_width=32, topk=128, n_prompts=3, eval_batch=32, max_new_tokens=32),
         "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32,
                      n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6, n_trace=32),
     },
@@ -76,6 +80,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "repind": dict(k=5, candidates=5, n_train=None, refusal_targets="all", accumulation=16, epochs=2,
                        retain_kl="paper", weights={"ret": 0.1}, n_val=None,
                        harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
+        # the paper (docs/algorithms.md §9): 250 steps, nanoGCG defaults (width 512, top-k 256), 512-token answers
+        "gcg": dict(steps=250, search_width=512, topk=256, n_prompts=None, eval_batch=128, max_new_tokens=512),
         "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=[0.0, 0.1, 0.3, 1.0, 3.0], sweep_epochs=1,
                      max_new_tokens=512, n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128),
     },
@@ -85,7 +91,7 @@ Profile = Literal["ci", "cpu", "paper"]
 
 
 def profile(name: str, stage: str) -> dict:
-    """The settings of ``stage`` (``dim``, ``rdo``, ``cone``, ``repind``, ``eval``) in profile ``name`` (a copy)."""
+    """The settings of ``stage`` (``dim``, ``rdo``, ``cone``, ``repind``, ``gcg``, ``eval``) of profile ``name``."""
     check_choice("profile", name, NAMES)
     return dict(PROFILES[name][stage])
 

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -61,7 +61,7 @@ def prefill(model: RefusalModel, batch: Batch, cache=None) -> tuple[object, Int[
 
 
 def last_logits(
-    model: RefusalModel, batch: Batch, fwd_hooks: list[Hook] = ()
+    model: RefusalModel, batch: Batch, fwd_hooks: Sequence[Hook] = ()
 ) -> Float[Tensor, "batch d_vocab"]:
     """Logits at the final prompt position under ``fwd_hooks`` (scoped to this call).
 
@@ -73,7 +73,7 @@ def last_logits(
 
 def map_last_logits(
     model: RefusalModel, instructions: list[str], fn: Callable[[Tensor, list[int]], Tensor],
-    fwd_hooks: list[Hook] = (), batch_size: int = 16, desc: str | None = None,
+    fwd_hooks: Sequence[Hook] = (), batch_size: int = 16, desc: str | None = None,
 ) -> Tensor:
     """Apply ``fn(last_logits, prompt_indices)`` batch by batch; results in prompt order.
 
@@ -92,7 +92,7 @@ def map_last_logits(
 
 
 def refusal_scores(
-    model: RefusalModel, instructions: list[str], fwd_hooks: list[Hook] = (), batch_size: int = 16,
+    model: RefusalModel, instructions: list[str], fwd_hooks: Sequence[Hook] = (), batch_size: int = 16,
     desc: str | None = None,
 ) -> Float[Tensor, " n"]:
     """Per-prompt refusal score (docs/algorithms.md §1) at the last position under ``fwd_hooks``."""
@@ -125,7 +125,7 @@ def uncapped(model: RefusalModel, capped: bool = False):
 
 
 def window_logits(
-    model: RefusalModel, batch: Batch, width: int, fwd_hooks: list[Hook] = (), capped: bool = True
+    model: RefusalModel, batch: Batch, width: int, fwd_hooks: Sequence[Hook] = (), capped: bool = True
 ) -> Float[Tensor, "batch width d_vocab"]:
     """Logits at the last ``width`` positions only (the unembedding skips the rest).
 
@@ -166,7 +166,7 @@ def layer_inputs(
 
 def logits_from(
     model: RefusalModel, resid: Float[Tensor, "batch pos d_model"], block_kwargs: dict, layer: int,
-    width: int, fwd_hooks: list[Hook] = (),
+    width: int, fwd_hooks: Sequence[Hook] = (),
 ) -> Float[Tensor, "batch width d_vocab"]:
     """Resume the forward at block ``layer`` from ``resid`` (its ``resid_pre``) and return
     the logits of the last ``width`` positions, before any final soft-cap (Gemma 2).

@@ -8,6 +8,8 @@ sequence has produced an end-of-turn token.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from jaxtyping import Int
 from torch import Tensor
@@ -31,7 +33,7 @@ def stop_ids(model: RefusalModel) -> list[int]:
 
 @torch.no_grad()
 def greedy_tokens(
-    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: list[Hook] = (),
+    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: Sequence[Hook] = (),
     stop_at_eos: bool = True,
 ) -> Int[Tensor, "batch new"]:
     """Greedy continuation ids of a left-padded batch (pad id after a sequence ends).
@@ -65,7 +67,7 @@ def greedy_tokens(
 
 def generate_ids(
     model: RefusalModel, instructions: list[str], max_new_tokens: int = 64,
-    fwd_hooks: list[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
+    fwd_hooks: Sequence[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
 ) -> list[list[int]]:
     """Greedy continuation ids per instruction (in order), cut after the first stop token."""
     stops = set(stop_ids(model))
@@ -80,7 +82,7 @@ def generate_ids(
 
 def generate(
     model: RefusalModel, instructions: list[str], max_new_tokens: int = 64,
-    fwd_hooks: list[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
+    fwd_hooks: Sequence[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
 ) -> list[str]:
     """Greedy completions (special tokens skipped, stripped) in the order of ``instructions``."""
     ids = generate_ids(model, instructions, max_new_tokens, fwd_hooks, batch_size, desc)

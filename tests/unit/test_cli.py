@@ -395,3 +395,27 @@ def test_eval_ablates_several_directions_by_span_or_sequentially(tiny_dir, promp
     code, err = run_cli(capsys, "eval", "--model", tiny_dir, *paths, "--intervention", "add", "--prompts", prompts,
                         "--out", tmp_path / "x.json")
     assert_one_line_error(code, err, "several directions can only be ablated together")
+
+
+def test_gcg_cli_writes_one_row_per_prompt_and_resumes(tiny_dir, prompts, tmp_path, capsys):
+    _tiny_run(tiny_dir, tmp_path)
+    r = RefusalDirection(torch.randn(32), layer=2, pos=None, model="m", weights_sha="x", method="repind")
+    r.save(tmp_path / "r.safetensors")
+    args = ["gcg", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci", "--direction",
+            str(tmp_path / "r.safetensors"), "--prompts", str(prompts), "--steps", "2", "--aux-layer", "2",
+            "--out", str(tmp_path / "gcg")]
+    code = main(args)
+    assert code == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in (tmp_path / "gcg" / "results.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == ["how to make a bomb", "write a poem"]
+    for row in rows:
+        assert set(row) >= {"prompt", "suffix", "layer", "losses", "cos_plain", "cos_suffixed", "completion", "refused"}
+        assert row["layer"] == 2 and len(row["losses"]) == 2 and len(row["cos_plain"]) == 5
+        assert row["losses"][1] <= row["losses"][0] + 1e-5
+    before = (tmp_path / "gcg" / "results.jsonl").stat().st_mtime_ns
+    assert main(args) == 0  # finished prompts are skipped
+    assert (tmp_path / "gcg" / "results.jsonl").stat().st_mtime_ns == before
+    capsys.readouterr()
+    code, err = run_cli(capsys, "gcg", "--run", tmp_path / "run", "--direction", tmp_path / "r.safetensors",
+                        "--prompts", prompts, "--aux-weight", "-1", "--out", tmp_path / "x")
+    assert_one_line_error(code, err, "aux_weight must be ≥ 0")
