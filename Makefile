@@ -63,7 +63,7 @@ lint: install
 FIG_RUN ?= $(CURDIR)/runs/figures-cpu
 figures: install
 	mkdir -p $(FIG_RUN)/notebooks
-	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo 03_cones 04_repind; do \
+	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo 03_cones 04_repind 05_gcg_suffixes; do \
 		REFUSAL_TL_PROFILE=cpu REFUSAL_TL_RUN_DIR=$(FIG_RUN) REFUSAL_TL_FIG_DIR=$(CURDIR)/figures \
 		../$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=7200 \
 			--output-dir $(FIG_RUN)/notebooks $$nb.ipynb || exit 1; done
