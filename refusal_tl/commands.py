@@ -163,7 +163,7 @@ def cmd_cone(args) -> None:
 
 def cmd_eval(args) -> None:
     from refusal_tl import data
-    from refusal_tl.eval.evaluate import evaluate_intervention, first_token_kl
+    from refusal_tl.eval.evaluate import check_several, evaluate_intervention, first_token_kl
     from refusal_tl.eval.judges import JUDGES
     from refusal_tl.geometry import RefusalDirection
     from refusal_tl.io import ensure_dir, write_json
@@ -173,11 +173,8 @@ def cmd_eval(args) -> None:
     prompts = data.load_source(args.prompts, args.n)
     if args.cone is not None:
         return eval_cone(args, prompts)
-    if len(args.direction or []) > 1 and args.intervention != "ablate":
-        raise RefusalTLError(f"several directions can only be ablated together, not used with "
-                             f"--intervention {args.intervention}; pass one --direction.")
-    directions = [RefusalDirection.load(p) for p in args.direction or []]
-    direction = directions[0] if len(directions) == 1 else (directions or None)
+    check_several(len(args.direction or []), args.intervention)  # before the model loads
+    direction = [RefusalDirection.load(p) for p in args.direction or []] or None
     model = load_model(args.model, args.device, args.dtype, args.device_map)
     res = evaluate_intervention(model, prompts, direction, args.intervention, args.layer, args.alpha,
                                 args.max_new_tokens, JUDGES[args.judge](), args.batch_size or 16, args.sequential)

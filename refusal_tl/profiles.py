@@ -96,6 +96,17 @@ def profile(name: str, stage: str) -> dict:
     return dict(PROFILES[name][stage])
 
 
+def split(name: str, stage: str, nested: set[str], nested_overrides: dict | None = None,
+          **overrides) -> tuple[dict, dict]:
+    """``stage``'s settings of profile ``name`` split into a run config's keyword arguments and
+    those of its nested training config (the fields named in ``nested``), each with its
+    overrides applied (None values ignored). The configs' ``from_profile`` share this."""
+    base = profile(name, stage)
+    inner = {k: base.pop(k) for k in list(base) if k in nested}
+    inner.update({k: v for k, v in (nested_overrides or {}).items() if v is not None})
+    return {**base, **{k: v for k, v in overrides.items() if v is not None}}, inner
+
+
 def describe(name: str) -> str:
     """In words: what each stage of profile ``name`` trains and evaluates on."""
     dim, rdo, cone, rep, ev = (profile(name, s) for s in ("dim", "rdo", "cone", "repind", "eval"))

@@ -83,12 +83,8 @@ class ConeRunConfig:
     def from_profile(cls, profile: str, cone: dict | None = None, **overrides) -> "ConeRunConfig":
         """The profile's ``cone`` settings, then ``overrides`` (None values ignored); ``cone``
         holds :class:`ConeConfig` fields."""
-        base = profiles.profile(profile, "cone")
-        names = {f.name for f in fields(ConeConfig)}
-        cone_kw = {k: base.pop(k) for k in list(base) if k in names}
-        cone_kw.update({k: v for k, v in (cone or {}).items() if v is not None})
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return cls(profile=profile, **{**base, **given}, cone=ConeConfig(**cone_kw))
+        kw, cone_kw = profiles.split(profile, "cone", {f.name for f in fields(ConeConfig)}, cone, **overrides)
+        return cls(profile=profile, **kw, cone=ConeConfig(**cone_kw))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -22,7 +22,6 @@ from refusal_tl import plotting
 from refusal_tl.cone.config import ConeRunConfig
 from refusal_tl.cone.select import ConeSelection, select_cone
 from refusal_tl.cone.train import grow, train_cone
-from refusal_tl.dim.run import source
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.scorer import Scorer
 from refusal_tl.geometry import RefusalCone, RefusalDirection
@@ -30,7 +29,7 @@ from refusal_tl.io import ensure_dir, json_digest, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.optim import SphereRun
 from refusal_tl.optim.sphere import gram_schmidt
-from refusal_tl.rdo.run import load_dim, training_pairs, val_sets
+from refusal_tl.rdo.run import load_dim, stage_pairs, val_sets
 
 
 @dataclass
@@ -78,11 +77,7 @@ def run_cone(cfg: ConeRunConfig, run_dir: str | Path, model: RefusalModel | None
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    cache = run_dir / "rdo" if (run_dir / "rdo").is_dir() else ensure_dir(run_dir / "cone")
-    harmful = source(cfg.harmful_train, "harmful", "train", cfg.n_train)
-    harmless = source(cfg.harmless_train, "harmless", "train", cfg.n_train)
-    pairs, info = training_pairs(model, dim, cfg.n_train, harmful, harmless, cfg.filter_prompts, cfg.batch_size,
-                                 cache_dir=cache, refusal_targets=cfg.refusal_targets)
+    pairs, info = stage_pairs(run_dir, model, dim, cfg, run_dir / "cone")
     harmful_val, harmless_val = (s[:cfg.n_val] for s in val_sets(run_dir, model, cfg.batch_size))
     scorer = Scorer(model, harmful_val, harmless_val, cfg.batch_size)
     info.update(val=dict(harmful=len(harmful_val), harmless=len(harmless_val)), init=cfg.init)

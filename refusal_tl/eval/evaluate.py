@@ -58,6 +58,13 @@ class EvalResult:
 Directions = RefusalDirection | list[RefusalDirection] | None
 
 
+def check_several(n_directions: int, intervention: str) -> None:
+    """Several directions are only ever ablated together; a one-line error otherwise."""
+    if n_directions > 1 and intervention != "ablate":
+        raise RefusalTLError(f"several directions can only be ablated together, not used with "
+                             f"--intervention {intervention}; pass one --direction.")
+
+
 def direction_hooks(model: RefusalModel, direction: Directions, intervention: str,
                     layer: int | None = None, alpha: float | None = None, sequential: bool = False):
     """Hooks for ``intervention`` with ``direction``; layer/alpha default to its metadata.
@@ -70,9 +77,7 @@ def direction_hooks(model: RefusalModel, direction: Directions, intervention: st
     if not direction:
         raise RefusalTLError(f"--intervention {intervention} needs a direction (--direction FILE).")
     if isinstance(direction, list):
-        if len(direction) > 1 and intervention != "ablate":
-            raise RefusalTLError(f"several directions can only be ablated together, not used with "
-                                 f"--intervention {intervention}; pass one --direction.")
+        check_several(len(direction), intervention)
         for d in direction:
             d.check_width(model.d_model)
         if len(direction) > 1:
@@ -124,11 +129,12 @@ def _metadata(direction: Directions, sequential: bool) -> dict:
 
 
 def first_token_kl(
-    model: RefusalModel, prompts: list[str], direction: RefusalDirection,
+    model: RefusalModel, prompts: list[str], direction: Directions,
     intervention: str = "ablate", layer: int | None = None, alpha: float | None = None,
     batch_size: int = 16,
 ) -> float:
-    """Mean KL(p_clean ‖ p_intervened) of the first generated token (last prompt position)."""
+    """Mean KL(p_clean ‖ p_intervened) of the first generated token (last prompt position);
+    several directions are ablated together (:func:`direction_hooks`)."""
     base = map_last_logits(model, prompts, lambda lg, idx: lg, [], batch_size)
     hooks = direction_hooks(model, direction, intervention, layer, alpha)
     return float(kl_to_base(model, prompts, base, hooks, batch_size).mean())

@@ -84,12 +84,8 @@ class RdoRunConfig:
     def from_profile(cls, profile: str, rdo: dict | None = None, **overrides) -> "RdoRunConfig":
         """The profile's settings, then ``overrides`` (None values ignored); ``rdo`` holds
         :class:`RdoConfig` fields, ``weights`` merged into the defaults."""
-        base = profiles.profile(profile, "rdo")
-        rdo_names = {f.name for f in fields(RdoConfig)}
-        rdo_kw = {k: base.pop(k) for k in list(base) if k in rdo_names}
-        rdo_kw.update({k: v for k, v in (rdo or {}).items() if v is not None})
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return cls(profile=profile, **{**base, **given}, rdo=RdoConfig(**rdo_kw))
+        kw, rdo_kw = profiles.split(profile, "rdo", {f.name for f in fields(RdoConfig)}, rdo, **overrides)
+        return cls(profile=profile, **kw, rdo=RdoConfig(**rdo_kw))
 
     def to_dict(self) -> dict:
         return asdict(self)

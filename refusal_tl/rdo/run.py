@@ -95,6 +95,19 @@ def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = N
     return pairs, info
 
 
+def stage_pairs(run_dir: Path, model: RefusalModel, dim: RefusalDirection, cfg, own_dir: Path
+                ) -> tuple[list[dict], dict]:
+    """The training pairs of a stage that trains on RDO's pairs (RDO, RDO⊥, sweeps, cones, RepInd),
+    from ``cfg``'s prompt sources and sizes. Targets depend on DIM and the prompts only, so they
+    are cached in ``RUN/rdo`` when it exists (any stage reuses RDO's), else in ``own_dir``."""
+    shared = run_dir / "rdo"
+    cache = shared if shared.is_dir() else ensure_dir(own_dir)
+    harmful = source(cfg.harmful_train, "harmful", "train", cfg.n_train)
+    harmless = source(cfg.harmless_train, "harmless", "train", cfg.n_train)
+    return training_pairs(model, dim, cfg.n_train, harmful, harmless, cfg.filter_prompts, cfg.batch_size,
+                          cache, cfg.refusal_targets)
+
+
 def refusing_refusals(examples: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Replace each (prompt, t_refusal) whose target is not a refusal by a refusing one, cycling."""
     flags = [is_refusal(target) for _, target in examples]
@@ -158,12 +171,7 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     alpha = dim.norm
 
     t0 = time.perf_counter()
-    harmful = source(cfg.harmful_train, "harmful", "train", cfg.n_train)
-    harmless = source(cfg.harmless_train, "harmless", "train", cfg.n_train)
-    shared = run_dir / "rdo"  # targets depend on DIM and the prompts only: RDO⊥ and sweeps reuse RDO's
-    cache = shared if name != "rdo" and shared.is_dir() else out
-    pairs, info = training_pairs(model, dim, cfg.n_train, harmful, harmless, cfg.filter_prompts,
-                                 cfg.batch_size, cache, cfg.refusal_targets)
+    pairs, info = stage_pairs(run_dir, model, dim, cfg, out)
     seconds["targets"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

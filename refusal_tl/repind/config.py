@@ -66,15 +66,10 @@ class RepIndRunConfig:
 
     @classmethod
     def from_profile(cls, profile: str, repind: dict | None = None, **overrides) -> "RepIndRunConfig":
-        """The profile's ``repind`` settings, then ``overrides`` (None values ignored)."""
-        base = profiles.profile(profile, "repind")
-        names = {f.name for f in fields(RepIndConfig)}
-        kw = {k: base.pop(k) for k in list(base) if k in names}
-        kw.update({k: v for k, v in (repind or {}).items() if v is not None})
-        if "weights" in kw:
-            kw["weights"] = {**profiles.RDO_WEIGHTS, **kw["weights"]}
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return cls(profile=profile, **{**base, **given}, repind=RepIndConfig(**kw))
+        """The profile's ``repind`` settings, then ``overrides`` (None values ignored); ``repind``
+        holds :class:`RepIndConfig` fields (``weights`` are merged into the RDO defaults)."""
+        kw, rep_kw = profiles.split(profile, "repind", {f.name for f in fields(RepIndConfig)}, repind, **overrides)
+        return cls(profile=profile, **kw, repind=RepIndConfig(**rep_kw))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,12 +21,11 @@ from pathlib import Path
 import torch
 
 from refusal_tl import plotting
-from refusal_tl.dim.run import source
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.io import ensure_dir, json_digest, tensor_digest, write_json
 from refusal_tl.model import RefusalModel, load_model
-from refusal_tl.rdo.run import load_dim, training_pairs, val_sets
+from refusal_tl.rdo.run import load_dim, stage_pairs, val_sets
 from refusal_tl.repind.config import RepIndRunConfig
 from refusal_tl.repind.step import TraceCache
 from refusal_tl.repind.train import train_repind
@@ -67,11 +66,7 @@ def run_repind(cfg: RepIndRunConfig, run_dir: str | Path, model: RefusalModel | 
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    cache_dir = run_dir / "rdo" if (run_dir / "rdo").is_dir() else ensure_dir(run_dir / "repind-targets")
-    harmful = source(cfg.harmful_train, "harmful", "train", cfg.n_train)
-    harmless = source(cfg.harmless_train, "harmless", "train", cfg.n_train)
-    pairs, info = training_pairs(model, dim, cfg.n_train, harmful, harmless, cfg.filter_prompts, cfg.batch_size,
-                                 cache_dir=cache_dir, refusal_targets=cfg.refusal_targets)
+    pairs, info = stage_pairs(run_dir, model, dim, cfg, run_dir / "repind-targets")
     harmful_val = val_sets(run_dir, model, cfg.batch_size)[0][:cfg.n_val]
     if not harmful_val:
         raise RefusalTLError("no filtered harmful validation prompts to choose RepInd candidates with; "
