@@ -69,36 +69,38 @@ class SuffixLoss:
     def vocab(self) -> int:
         return self.embed.weight.shape[0]
 
-    def terms(self, suffix_emb: Float[Tensor, "batch n d_model"]) -> tuple[Tensor, Tensor]:
-        """Per-row CE of the target and (h·r̂)² for suffix embeddings (grad flows if it needs to)."""
+    def _forward(self, suffix_emb: Float[Tensor, "batch n d_model"], with_target: bool, record: bool
+                 ) -> tuple[Tensor, Tensor | None]:
+        """Run suffix + post-instruction tokens (+ target) from a copy of the prefilled prompt;
+        the logits at the positions predicting the target and h at the last template token."""
         b, n = suffix_emb.shape[:2]
-        t, a = self.problem.target.shape[1], self.problem.after.shape[1]
+        parts = [suffix_emb, self.after_emb.expand(b, -1, -1)]
+        parts += [self.target_emb.expand(b, -1, -1)] if with_target else []
+        emb = torch.cat(parts, dim=1)
         cache = copy.deepcopy(self.cache)
         cache.batch_repeat_interleave(b)
-        emb = torch.cat([suffix_emb, self.after_emb.expand(b, -1, -1), self.target_emb.expand(b, -1, -1)], dim=1)
         mask = torch.ones(b, self.problem.before.shape[1] + emb.shape[1], dtype=torch.long, device=emb.device)
         store: dict[int, Tensor] = {}
-        last = torch.full((b,), n + a - 1, device=emb.device)  # the last template token
-        hooks = trace_hooks(store, [self.layer], last) if self.unit is not None else []
+        last = torch.full((b,), n + self.problem.after.shape[1] - 1, device=emb.device)  # the last template token
+        hooks = trace_hooks(store, [self.layer], last) if record else []
+        keep = self.problem.target.shape[1] + 1 if with_target else 1
         with self.model.bridge.hooks(fwd_hooks=hooks):
             logits = self.model.hf_model(inputs_embeds=emb, attention_mask=mask, past_key_values=cache, use_cache=True,
-                                         logits_to_keep=t + 1).logits[:, :-1]
-        labels = self.problem.target.expand(b, -1)
+                                         logits_to_keep=keep).logits[:, :-1]
+        return logits, store.get(self.layer)
+
+    def terms(self, suffix_emb: Float[Tensor, "batch n d_model"]) -> tuple[Tensor, Tensor]:
+        """Per-row CE of the target and (h·r̂)² for suffix embeddings (grad flows if it needs to)."""
+        logits, h = self._forward(suffix_emb, with_target=True, record=self.unit is not None)
+        labels = self.problem.target.expand(suffix_emb.shape[0], -1)
         ce = F.cross_entropy(logits.float().transpose(1, 2), labels, reduction="none").mean(1)
-        aux = (store[self.layer].float() @ self.unit).square() if self.unit is not None else torch.zeros_like(ce)
+        aux = (h.float() @ self.unit).square() if self.unit is not None else torch.zeros_like(ce)
         return ce, aux
 
     @torch.no_grad()
     def resid(self, ids: Int[Tensor, " n"]) -> Float[Tensor, " d_model"]:
         """h: the residual stream entering block ``layer`` at the last template token."""
-        b, n, a = 1, ids.shape[0], self.problem.after.shape[1]
-        cache = copy.deepcopy(self.cache)
-        emb = torch.cat([self.embed(ids)[None], self.after_emb], dim=1)
-        mask = torch.ones(b, self.problem.before.shape[1] + emb.shape[1], dtype=torch.long, device=emb.device)
-        store: dict[int, Tensor] = {}
-        with self.model.bridge.hooks(fwd_hooks=trace_hooks(store, [self.layer], torch.tensor([n + a - 1]))):
-            self.model.hf_model(inputs_embeds=emb, attention_mask=mask, past_key_values=cache, logits_to_keep=1)
-        return store[self.layer][0].float()
+        return self._forward(self.embed(ids)[None], with_target=False, record=True)[1][0].float()
 
     def gradient(self, ids: Int[Tensor, " n"]) -> tuple[Float[Tensor, "n vocab"], float]:
         """∂L/∂(one-hot suffix) and L at ``ids``."""

@@ -38,18 +38,15 @@ def topk_rates(model: RefusalModel, prompts: list[str], directions: list[Refusal
                single: dict[int, float] | None = None) -> dict[str, dict[int, float]]:
     """Refusal rate with the first k directions ablated together, k = 1 … K, by span projection
     and sequentially (k = 1 is the same for both; pass it as ``single`` if already known)."""
-    curves: dict[str, dict[int, float]] = {"span projection": {}, "sequential (authors)": {}}
-    for k in range(1, len(directions) + 1):
-        for name, seq in (("span projection", False), ("sequential (authors)", True)):
-            if k == 1 and single and 1 in single:
-                curves[name][1] = single[1]
-                continue
-            if k == 1 and seq:
-                curves[name][1] = curves["span projection"][1]
-                continue
-            res = evaluate_intervention(model, prompts, directions[:k], "ablate", max_new_tokens=max_new_tokens,
-                                        judge=judge, batch_size=batch_size, sequential=seq)
-            curves[name][k] = res.rate
+    def rate(k: int, sequential: bool = False) -> float:
+        return evaluate_intervention(model, prompts, directions[:k], "ablate", max_new_tokens=max_new_tokens,
+                                     judge=judge, batch_size=batch_size, sequential=sequential).rate
+
+    first = single[1] if single and 1 in single else rate(1)
+    curves = {"span projection": {1: first}, "sequential (authors)": {1: first}}
+    for k in range(2, len(directions) + 1):
+        for name, sequential in (("span projection", False), ("sequential (authors)", True)):
+            curves[name][k] = rate(k, sequential)
     return curves
 
 
