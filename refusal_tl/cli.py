@@ -34,7 +34,7 @@ id (Qwen/Qwen2.5-1.5B-Instruct, google/gemma-2-2b-it, ...), a local folder or a 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refusal-tl", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,cone,repind,traces,gcg,eval}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,cone,repind,traces,gcg,eval,export}")
 
     def run_args(sp, flag: str, what: str):
         sp.add_argument(flag, required=True, type=Path, help=f"run directory RUN_DIR{what}")
@@ -228,6 +228,17 @@ L and alpha default to the direction's layer and norm from its metadata.""")
     e.add_argument("--judge", default="substring", choices=["substring", "strongreject"])
     e.add_argument("--kl", action="store_true", help="also report first-token KL vs. no intervention")
     e.add_argument("--out", required=True, type=Path, help="output JSON file")
+
+    x = sub.add_parser("export", help="write a weight-orthogonalised model that plain transformers loads",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Bakes directional ablation into the weights (W <- W - r r^T W on the embedding, every
+attention o_proj and MLP down_proj; a tied unembedding is untied and kept) and writes
+safetensors + config + tokenizer to OUT: AutoModelForCausalLM.from_pretrained(OUT) then
+refuses like the hook-ablated model. Several --direction flags bake their span.""")
+    model_args(x)
+    x.add_argument("--direction", required=True, type=Path, action="append", help="direction file (repeatable)")
+    x.add_argument("--out", required=True, type=Path, help="output folder (replaced if it is an earlier export)")
+    x.add_argument("--format", default="hf", choices=["hf"], help="hf (for GGUF, convert OUT with llama.cpp)")
     return p
 
 

@@ -85,6 +85,17 @@ def cmd_repind(args) -> None:
     print(f"({sum(res.seconds.values()):.0f} s)")
 
 
+def cmd_export(args) -> None:
+    from refusal_tl.export import export_model
+    from refusal_tl.model import load_model
+
+    directions = [load_direction(p) for p in args.direction]
+    model = load_model(args.model, args.device, args.dtype, args.device_map)
+    out = export_model(model, directions, args.out, args.format)
+    print(f"wrote {out}: {model.name} with {', '.join(d.method for d in directions)} ablated in the weights "
+          f"(load it with AutoModelForCausalLM.from_pretrained('{out}'))")
+
+
 def cmd_traces(args) -> None:
     from refusal_tl import data
     from refusal_tl.io import ensure_dir, write_json

@@ -419,3 +419,30 @@ def test_gcg_cli_writes_one_row_per_prompt_and_resumes(tiny_dir, prompts, tmp_pa
     code, err = run_cli(capsys, "gcg", "--run", tmp_path / "run", "--direction", tmp_path / "r.safetensors",
                         "--prompts", prompts, "--aux-weight", "-1", "--out", tmp_path / "x")
     assert_one_line_error(code, err, "aux_weight must be ≥ 0")
+
+
+def test_export_cli_writes_a_model_that_refuses_like_the_hooks(tiny_dir, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from refusal_tl.model import load_model
+    from refusal_tl.steer.forward import last_logits
+    from refusal_tl.steer.hooks import ablation_hooks
+
+    r = RefusalDirection(torch.randn(32), layer=2, pos=-1, model="m", weights_sha="x")
+    r.save(tmp_path / "r.safetensors")
+    code, err = run_cli(capsys, "export", "--model", tiny_dir, "--direction", tmp_path / "r.safetensors",
+                        "--out", tmp_path / "baked")
+    assert code == 0, err
+    model = load_model(str(tiny_dir))
+    batch = model.chat.tokenize(["how to make a bomb", "write a poem"], share_prefix=False)
+    hooked = last_logits(model, batch, ablation_hooks(r.vector, model.n_layers))
+    baked = AutoModelForCausalLM.from_pretrained(tmp_path / "baked")
+    with torch.no_grad():
+        logits = baked(input_ids=batch.ids, attention_mask=batch.mask).logits[:, -1]
+    assert (logits - hooked).abs().max() <= 1e-4
+    r16 = RefusalDirection(torch.randn(16), layer=2, pos=-1, model="m", weights_sha="x")
+    r16.save(tmp_path / "r16.safetensors")
+    code, err = run_cli(capsys, "export", "--model", tiny_dir, "--direction", tmp_path / "r16.safetensors",
+                        "--out", tmp_path / "bad")
+    assert_one_line_error(code, err, "width 16")
+    assert not (tmp_path / "bad").exists()

@@ -1,0 +1,39 @@
+"""The weight-orthogonalised export of the bundled model equals hook ablation (ci-profile DIM)."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from refusal_tl import data
+from refusal_tl.eval.evaluate import evaluate_intervention
+from refusal_tl.export import export_model
+from refusal_tl.model import load_model
+from refusal_tl.steer.forward import last_logits
+from refusal_tl.steer.hooks import ablation_hooks
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exported(qwen, dim_run, tmp_path_factory):
+    return export_model(qwen, dim_run.direction, tmp_path_factory.mktemp("export") / "qwen-dim")
+
+
+def test_plain_transformers_logits_equal_hook_ablation(qwen, dim_run, exported):
+    prompts = data.bundled("harmful", "test", 4) + data.bundled("harmless", "test", 2)
+    batch = qwen.chat.tokenize(prompts, share_prefix=False)
+    hooked = last_logits(qwen, batch, ablation_hooks(dim_run.direction.vector, qwen.n_layers))
+    plain = AutoModelForCausalLM.from_pretrained(exported, dtype=torch.float32).eval()
+    with torch.no_grad():
+        logits = plain(input_ids=batch.ids, attention_mask=batch.mask).logits[:, -1]
+    delta = (logits - hooked).abs().max().item()
+    print(f"max |Δ logit| exported vs hooks: {delta:.2e}")
+    assert delta <= 1e-4
+
+
+def test_exported_model_answers_like_the_hook_ablated_one(qwen, dim_run, exported):
+    prompts = data.bundled("harmful", "test", 8)
+    hooked = evaluate_intervention(qwen, prompts, dim_run.direction, "ablate", max_new_tokens=16)
+    baked = evaluate_intervention(load_model(str(exported)), prompts, max_new_tokens=16)
+    assert baked.completions == hooked.completions
+    assert baked.rate == hooked.rate
