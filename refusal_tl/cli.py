@@ -34,7 +34,8 @@ id (Qwen/Qwen2.5-1.5B-Instruct, google/gemma-2-2b-it, ...), a local folder or a 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refusal-tl", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{dim,rdo,cone,repind,traces,gcg,eval,export}")
+    sub = p.add_subparsers(dest="command", required=True,
+                           metavar="{reproduce,dim,rdo,cone,repind,traces,gcg,eval,export,chat}")
 
     def run_args(sp, flag: str, what: str):
         sp.add_argument(flag, required=True, type=Path, help=f"run directory RUN_DIR{what}")
@@ -49,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device-map", default=None, help="passed to from_pretrained, e.g. 'auto' for multi-GPU")
         sp.add_argument("--batch-size", type=int, default=None, help="prompts per forward pass")
         sp.add_argument("-v", "--verbose", action="store_true")
+
+    rp = sub.add_parser("reproduce", help="every stage of the paper in order, in one run directory",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+DIM -> RDO -> cones -> RDO-perp + RepInd -> GCG with one profile, in RUN. A stage whose
+results are already in RUN with the same key (model weights, prompts, config) is reused;
+an interrupted stage resumes from its checkpoints. Wall time and peak memory per stage go to
+RUN/timings.json. --stages picks some (the stages they read are added).""")
+    model_args(rp)
+    rp.add_argument("--out", required=True, type=Path, help="run directory RUN")
+    rp.add_argument("--profile", default="cpu", choices=list(profiles.NAMES),
+                    help="sizes from refusal_tl/profiles.py (default cpu)")
+    rp.add_argument("--stages", default=",".join(profiles.STAGES),
+                    help=f"comma-separated subset of {','.join(profiles.STAGES)}")
 
     d = sub.add_parser("dim", help="extract DIM refusal directions and select one",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
@@ -239,6 +253,18 @@ refuses like the hook-ablated model. Several --direction flags bake their span."
     x.add_argument("--direction", required=True, type=Path, action="append", help="direction file (repeatable)")
     x.add_argument("--out", required=True, type=Path, help="output folder (replaced if it is an earlier export)")
     x.add_argument("--format", default="hf", choices=["hf"], help="hf (for GGUF, convert OUT with llama.cpp)")
+
+    ch = sub.add_parser("chat", help="chat with the original and the intervened model side by side",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Every message goes to both: the original model (left) and the model under the intervention
+(right), streamed token by token (greedy). Each keeps its own conversation. /reset clears
+them, /quit or Ctrl-D leaves.""")
+    model_args(ch)
+    ch.add_argument("--direction", required=True, type=Path, action="append", help="direction file (repeatable)")
+    ch.add_argument("--intervention", default="ablate", choices=["ablate", "subtract", "add"])
+    ch.add_argument("--layer", type=int, default=None, help="addition layer (default: the direction's)")
+    ch.add_argument("--alpha", type=float, default=None, help="addition strength (default: the direction's norm)")
+    ch.add_argument("--max-new-tokens", type=int, default=256)
     return p
 
 

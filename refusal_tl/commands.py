@@ -9,6 +9,20 @@ from refusal_tl import profiles
 from refusal_tl.errors import RefusalTLError
 
 
+def cmd_reproduce(args) -> None:
+    from refusal_tl.model import load_model
+    from refusal_tl.reproduce import ReproduceConfig, reproduce
+
+    cfg = ReproduceConfig(model=args.model, profile=args.profile,
+                          stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()))
+    model = load_model(cfg.model, args.device, args.dtype, args.device_map)
+    res = reproduce(cfg, args.out, model)
+    for stage, t in res.timings.items():
+        peak = f", peak {t['peak_rss_gb']:.1f} GB" if "peak_rss_gb" in t else ""
+        print(f"{stage:>7}: {t['seconds']:8.1f} s{peak}")
+    print(f"wrote {args.out} (timings in {args.out / 'timings.json'})")
+
+
 def cmd_dim(args) -> None:
     from refusal_tl.dim import DimConfig, run_dim
     from refusal_tl.io import ensure_dir
@@ -94,6 +108,19 @@ def cmd_export(args) -> None:
     out = export_model(model, directions, args.out, args.format)
     print(f"wrote {out}: {model.name} with {', '.join(d.method for d in directions)} ablated in the weights "
           f"(load it with AutoModelForCausalLM.from_pretrained('{out}'))")
+
+
+def cmd_chat(args) -> None:
+    from refusal_tl.chat import Side, run_chat
+    from refusal_tl.eval.evaluate import check_several, direction_hooks
+    from refusal_tl.model import load_model
+
+    check_several(len(args.direction), args.intervention)  # before the model loads
+    directions = [load_direction(p) for p in args.direction]
+    model = load_model(args.model, args.device, args.dtype, args.device_map)
+    hooks = direction_hooks(model, directions, args.intervention, args.layer, args.alpha)
+    what = f"{args.intervention} {'+'.join(d.method for d in directions)}"
+    run_chat(model, [Side("original"), Side(what, hooks)], args.max_new_tokens)
 
 
 def cmd_traces(args) -> None:

@@ -28,6 +28,9 @@ from typing import Literal
 
 from refusal_tl.errors import check_choice
 
+# The stages of `refusal-tl reproduce`, in the paper's order (each reads the ones before it).
+STAGES = ("dim", "rdo", "cone", "repind", "gcg")
+
 # RDO's loss weights λ_abl, λ_add, λ_ret (paper Algorithm 1): written once, here.
 RDO_WEIGHTS = {"abl": 1.0, "add": 0.2, "ret": 1.0}
 

@@ -8,7 +8,7 @@ sequence has produced an end-of-turn token.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from jaxtyping import Int
@@ -32,6 +32,35 @@ def stop_ids(model: RefusalModel) -> list[int]:
 
 
 @torch.no_grad()
+def greedy_steps(
+    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: Sequence[Hook] = (),
+    stop_at_eos: bool = True,
+) -> Iterator[Int[Tensor, " batch"]]:
+    """Yield the next greedy token of every row, one decode step at a time (pad id after a
+    row has ended). The hooks are scoped to each forward, so several streams under different
+    hooks can be interleaved (``refusal-tl chat`` decodes two side by side)."""
+    from transformers import DynamicCache
+
+    bridge, stops = model.bridge, torch.tensor(stop_ids(model), device=model.device)
+    pad = model.tokenizer.pad_token_id
+    done = torch.zeros(len(batch), dtype=torch.bool, device=model.device)
+    with bridge.hooks(fwd_hooks=list(fwd_hooks)):
+        cache, mask = prefill(model, batch, DynamicCache(config=model.hf_model.config))
+    ids = batch.ids
+    for _ in range(max_new_tokens):
+        with bridge.hooks(fwd_hooks=list(fwd_hooks)):
+            logits, cache = bridge(ids, attention_mask=mask, past_key_values=cache,
+                                   return_type="logits_and_cache", logits_to_keep=1)
+        nxt = logits[:, -1].argmax(-1)
+        if stop_at_eos:
+            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            done |= torch.isin(nxt, stops)
+        yield nxt
+        if done.all():
+            return
+        ids, mask = nxt[:, None], torch.cat([mask, torch.ones_like(nxt)[:, None]], dim=1)
+
+
 def greedy_tokens(
     model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: Sequence[Hook] = (),
     stop_at_eos: bool = True,
@@ -40,29 +69,7 @@ def greedy_tokens(
 
     ``stop_at_eos=False`` always decodes ``max_new_tokens`` steps (for benchmarks).
     """
-    from transformers import DynamicCache
-
-    bridge, stops = model.bridge, torch.tensor(stop_ids(model), device=model.device)
-    pad = model.tokenizer.pad_token_id
-    done = torch.zeros(len(batch), dtype=torch.bool, device=model.device)
-    out = []
-    with bridge.hooks(fwd_hooks=list(fwd_hooks)):
-        cache, mask = prefill(model, batch, DynamicCache(config=model.hf_model.config))
-        ids = batch.ids
-        for _ in range(max_new_tokens):
-            logits, cache = bridge(
-                ids, attention_mask=mask, past_key_values=cache,
-                return_type="logits_and_cache", logits_to_keep=1,
-            )
-            nxt = logits[:, -1].argmax(-1)
-            if stop_at_eos:
-                nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-                done |= torch.isin(nxt, stops)
-            out.append(nxt)
-            if done.all():
-                break
-            ids, mask = nxt[:, None], torch.cat([mask, torch.ones_like(nxt)[:, None]], dim=1)
-    return torch.stack(out, dim=1)
+    return torch.stack(list(greedy_steps(model, batch, max_new_tokens, fwd_hooks, stop_at_eos)), dim=1)
 
 
 def generate_ids(

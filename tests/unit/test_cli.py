@@ -446,3 +446,10 @@ def test_export_cli_writes_a_model_that_refuses_like_the_hooks(tiny_dir, tmp_pat
                         "--out", tmp_path / "bad")
     assert_one_line_error(code, err, "width 16")
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("args,match", [(["--stages", "dim,cones"], "unknown stage 'cones'"),
+                                        (["--stages", ","], "no stages")])
+def test_reproduce_bad_stages_fail_before_anything_loads(tmp_path, capsys, args, match):
+    code, err = run_cli(capsys, "reproduce", "--out", tmp_path / "run", "--model", "no/such-model", *args)
+    assert_one_line_error(code, err, match)

@@ -1,0 +1,63 @@
+"""`refusal-tl reproduce`: the stage plan, per-stage timings and memory, interrupted runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from refusal_tl import reproduce as rp
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.reproduce import PeakMemory, ReproduceConfig, reproduce
+
+
+def test_plan_adds_the_stages_a_stage_reads_in_the_papers_order():
+    assert ReproduceConfig(stages=("gcg",)).plan() == ["dim", "repind", "gcg"]
+    assert ReproduceConfig(stages=("cone", "dim")).plan() == ["dim", "rdo", "cone"]
+    assert ReproduceConfig().plan() == ["dim", "rdo", "cone", "repind", "gcg"]
+
+
+@pytest.mark.parametrize("kw,match", [(dict(stages=("dim", "cones")), "unknown stage 'cones'"),
+                                      (dict(profile="laptop"), "unknown profile 'laptop'"),
+                                      (dict(stages=()), "no stages"),
+                                      (dict(overrides={"rdoo": {}}), "unknown stage 'rdoo'")])
+def test_bad_configs_are_one_line_errors(kw, match):
+    with pytest.raises(RefusalTLError, match=match):
+        ReproduceConfig(**kw)
+
+
+def test_peak_memory_sees_an_allocation_inside_the_block():
+    with PeakMemory(interval=0.01) as before:
+        pass
+    with PeakMemory(interval=0.01) as mem:
+        block = np.ones(300 * 2**20 // 8)  # 300 MiB, freed before the block ends
+        del block
+    assert mem.peak - before.peak > 250 * 2**20
+    assert mem.summary()["peak_rss_gb"] > 0.25
+
+
+def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, monkeypatch):
+    seen = []
+
+    def runner(name, fail=False):
+        def run(cfg, run_dir, model, done, progress):
+            assert list(done) == seen  # every earlier stage's result is handed on
+            if fail:
+                raise KeyboardInterrupt
+            seen.append(name)
+            return name.upper()
+        return run
+
+    monkeypatch.setattr(rp, "RUNNERS", {s: runner(s, fail=(s == "cone")) for s in rp.STAGES})
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(ReproduceConfig(model="tiny", profile="ci"), tmp_path, tiny, progress=False)
+    saved = json.loads((tmp_path / "timings.json").read_text())
+    assert list(saved["stages"]) == ["load", "dim", "rdo"]  # what finished before the interrupt is on disk
+    assert all(t["seconds"] >= 0 and t.get("peak_rss_gb", 1) > 0 for t in saved["stages"].values())
+
+    monkeypatch.setattr(rp, "RUNNERS", {s: runner(s) for s in rp.STAGES})
+    seen.clear()
+    res = reproduce(ReproduceConfig(model="tiny", profile="ci", stages=("gcg",)), tmp_path, tiny, progress=False)
+    assert seen == ["dim", "repind", "gcg"] and res.results["gcg"] == "GCG"
+    saved = json.loads((tmp_path / "timings.json").read_text())
+    assert list(saved["stages"]) == ["load", "dim", "repind", "gcg"]
+    assert saved["config"]["stages"] == ["gcg"] and saved["weights_sha"] == tiny.weights_sha
