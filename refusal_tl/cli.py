@@ -241,6 +241,9 @@ L and alpha default to the direction's layer and norm from its metadata.""")
     e.add_argument("--max-new-tokens", type=int, default=32)
     e.add_argument("--judge", default="substring", choices=["substring", "strongreject"])
     e.add_argument("--kl", action="store_true", help="also report first-token KL vs. no intervention")
+    e.add_argument("--capability", action="store_true",
+                   help="also the offline capability proxy on these (harmless) prompts: CE of the model's own "
+                        "completions with and without the intervention (Arditi et al.)")
     e.add_argument("--out", required=True, type=Path, help="output JSON file")
 
     x = sub.add_parser("export", help="write a weight-orthogonalised model that plain transformers loads",

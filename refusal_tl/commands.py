@@ -219,10 +219,20 @@ def cmd_eval(args) -> None:
     out = res.to_dict()
     if args.kl and direction is not None and args.intervention != "none":
         out["first_token_kl"] = first_token_kl(model, prompts, direction, args.intervention, args.layer, args.alpha)
+    if args.capability and direction is not None:
+        from refusal_tl.eval.capability import capability_proxy
+
+        proxy = capability_proxy(model, prompts, direction, args.intervention, args.max_new_tokens, args.layer,
+                                 args.alpha, args.batch_size or 16)
+        out["capability_proxy"] = proxy.to_dict()
     write_json(args.out, out)
     what = "refusal rate" if args.judge == "substring" else "ASR"
     kl = f", first-token KL {out['first_token_kl']:.4f}" if "first_token_kl" in out else ""
     print(f"{args.intervention}: {what} {res.rate:.1%} on {len(prompts)} prompts{kl} -> {args.out}")
+    if "capability_proxy" in out:
+        c = out["capability_proxy"]
+        print(f"capability proxy: CE of own completions {c['ce_clean']:.3f} -> {c['ce_intervened']:.3f} "
+              f"(Δ {c['delta_ce']:+.3f}) on {c['n_prompts']} prompts")
 
 
 def eval_cone(args, prompts: list[str]) -> None:

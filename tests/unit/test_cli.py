@@ -55,9 +55,12 @@ def test_eval_runs_and_writes_results(tiny_dir, prompts, tmp_path, capsys):
     out = tmp_path / "out" / "r.json"
     code = main(["eval", "--model", str(tiny_dir), "--direction", str(tmp_path / "d.safetensors"),
                  "--intervention", "subtract", "--prompts", str(prompts), "--max-new-tokens", "3",
-                 "--out", str(out), "--kl"])
+                 "--out", str(out), "--kl", "--capability"])
     assert code == 0
     res = json.loads(out.read_text())
+    proxy = res["capability_proxy"]
+    assert proxy["label"].startswith("capability proxy") and proxy["intervention"] == "subtract"
+    assert proxy["delta_ce"] == pytest.approx(proxy["ce_intervened"] - proxy["ce_clean"])
     assert res["n"] == 2 and res["layer"] == 1 and res["alpha"] == pytest.approx(d.norm)
     assert {"prompt", "completion", "refused"} <= res["results"][0].keys()
     assert res["rate"] == sum(r["refused"] for r in res["results"]) / 2
