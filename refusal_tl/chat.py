@@ -2,7 +2,7 @@
 token by token into two columns (``refusal-tl chat``).
 
 Each side keeps its own conversation (its own earlier answers), is prompted through the
-tokenizer's chat template and decoded greedily with :func:`refusal_tl.steer.generation.greedy_steps`,
+tokenizer's chat template and decoded greedily with :func:`refusal_tl.steer.generation.decode_steps`,
 whose hooks are scoped to each forward, so the two streams interleave without leaking hooks.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from refusal_tl.model import Batch, RefusalModel
-from refusal_tl.steer.generation import greedy_steps, stop_ids
+from refusal_tl.steer.generation import decode_steps, stop_ids
 from refusal_tl.steer.hooks import Hook
 
 
@@ -38,7 +38,7 @@ def chat_turn(model: RefusalModel, sides: Sequence[Side], message: str,
               max_new_tokens: int = 256) -> Iterator[list[str]]:
     """Yield every side's answer so far after each decode step; at the end the answers join
     their side's history."""
-    streams = [greedy_steps(model, s.batch(model, message), max_new_tokens, s.hooks) for s in sides]
+    streams = [decode_steps(model, s.batch(model, message), max_new_tokens, s.hooks) for s in sides]
     ids: list[list[int]] = [[] for _ in sides]
     stops, live = set(stop_ids(model)), [True] * len(sides)
     texts = [""] * len(sides)

@@ -52,7 +52,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # 2 prompts, 2 steps of 16 candidates: exercises the loop, not an attack
         "gcg": dict(steps=2, search_width=16, topk=32, n_prompts=2, eval_batch=16, max_new_tokens=32),
         "eval": dict(n_eval=12, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=32,
-                     n_cone_samples=8, n_cone_eval=8, n_cone_alphas=3, n_trace=8),
+                     n_cone_samples=4, n_cone_eval=6, n_cone_alphas=3, n_trace=8, bon_temperatures=(1.0,)),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -68,7 +68,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         # a few prompts, tens of steps, a search width sized for 2 cores
         "gcg": dict(steps=20, search_width=32, topk=128, n_prompts=3, eval_batch=32, max_new_tokens=32),
         "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32,
-                     n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6, n_trace=32),
+                     n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6, n_trace=32,
+                     bon_temperatures=(0.5, 1.0)),
     },
     "paper": {
         "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
@@ -86,7 +87,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         # the paper (docs/algorithms.md §9): 250 steps, nanoGCG defaults (width 512, top-k 256), 512-token answers
         "gcg": dict(steps=250, search_width=512, topk=256, n_prompts=None, eval_batch=128, max_new_tokens=512),
         "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=[0.0, 0.1, 0.3, 1.0, 3.0], sweep_epochs=1,
-                     max_new_tokens=512, n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128),
+                     max_new_tokens=512, n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
+                     bon_temperatures=(0.2, 0.5, 1.0, 1.2)),
     },
 }
 NAMES = tuple(PROFILES)

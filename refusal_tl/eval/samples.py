@@ -20,6 +20,7 @@ from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.judges import Judge, SubstringJudge
 from refusal_tl.geometry import RefusalCone
 from refusal_tl.model import RefusalModel
+from refusal_tl.steer.generation import generate
 from refusal_tl.steer.multi import multi_generate
 
 POOL = 512  # the official evaluation draws 512 samples (seed 42) and evaluates the first ones
@@ -116,3 +117,27 @@ def evaluate_cone(model: RefusalModel, prompts: list[str], cone: RefusalCone, n:
                               desc=f"{n} cone samples ({intervention})")
     res.seed, res.direction_indices, res.source = seed, list(range(n)), cone.metadata()
     return res
+
+
+def evaluate_temperature(model: RefusalModel, prompts: list[str], direction, intervention: str = "ablate",
+                         temperature: float = 1.0, n: int = 64, seed: int = 42, max_new_tokens: int = 32,
+                         judge: Judge | None = None, batch_size: int = 64) -> SampleEval:
+    """One direction, ``n`` completions per prompt sampled at ``temperature`` (the paper's Fig. 5
+    baseline to cone samples: RDO ablation with temperature sampling). ``scores[i, j]`` judges the
+    i-th sampled completion of prompt j, so :meth:`SampleEval.best_of_n` is best-of-N over draws."""
+    from refusal_tl.eval.evaluate import direction_hooks
+
+    if temperature <= 0:
+        raise RefusalTLError(f"temperature must be > 0 for sampling, got {temperature}.")
+    judge = judge or SubstringJudge()
+    hooks = direction_hooks(model, direction, intervention)
+    start = time.perf_counter()
+    rows = [p for _ in range(n) for p in prompts]
+    texts = generate(model, rows, max_new_tokens, hooks, batch_size, desc=f"{n} draws at T={temperature:g}",
+                     temperature=temperature, seed=seed)
+    completions = [texts[i * len(prompts):(i + 1) * len(prompts)] for i in range(n)]
+    scores = torch.tensor([judge(prompts, row) for row in completions], dtype=torch.float32)
+    layer = getattr(direction, "layer", None)
+    return SampleEval(model.name, intervention, layer, None, max_new_tokens, judge.name, prompts, completions,
+                      scores, time.perf_counter() - start, seed, list(range(n)),
+                      {"temperature": temperature, "method": getattr(direction, "method", None)})

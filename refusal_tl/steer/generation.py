@@ -1,4 +1,5 @@
-"""Batched greedy generation under any intervention, with the KV cache.
+"""Batched generation under any intervention, with the KV cache: greedy, or sampled at a
+temperature (the paper's Fig. 5 baseline).
 
 The hooks are the same pure functions used everywhere else, scoped with
 ``bridge.hooks(...)`` around the whole decode; with the cache each step feeds one new
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -32,12 +33,13 @@ def stop_ids(model: RefusalModel) -> list[int]:
 
 
 @torch.no_grad()
-def greedy_steps(
+def decode_steps(
     model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: Sequence[Hook] = (),
-    stop_at_eos: bool = True,
+    stop_at_eos: bool = True, temperature: float = 0.0, generator: torch.Generator | None = None,
 ) -> Iterator[Int[Tensor, " batch"]]:
-    """Yield the next greedy token of every row, one decode step at a time (pad id after a
-    row has ended). The hooks are scoped to each forward, so several streams under different
+    """Yield the next token of every row, one decode step at a time (pad id after a row has
+    ended): the argmax, or with ``temperature > 0`` a draw from softmax(logits / T) using
+    ``generator``. The hooks are scoped to each forward, so several streams under different
     hooks can be interleaved (``refusal-tl chat`` decodes two side by side)."""
     from transformers import DynamicCache
 
@@ -51,7 +53,7 @@ def greedy_steps(
         with bridge.hooks(fwd_hooks=list(fwd_hooks)):
             logits, cache = bridge(ids, attention_mask=mask, past_key_values=cache,
                                    return_type="logits_and_cache", logits_to_keep=1)
-        nxt = logits[:, -1].argmax(-1)
+        nxt = _pick(logits[:, -1], temperature, generator)
         if stop_at_eos:
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
             done |= torch.isin(nxt, stops)
@@ -61,27 +63,39 @@ def greedy_steps(
         ids, mask = nxt[:, None], torch.cat([mask, torch.ones_like(nxt)[:, None]], dim=1)
 
 
+def _pick(logits: Float[Tensor, "batch d_vocab"], temperature: float,
+          generator: torch.Generator | None) -> Int[Tensor, " batch"]:
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
 def greedy_tokens(
     model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: Sequence[Hook] = (),
-    stop_at_eos: bool = True,
+    stop_at_eos: bool = True, temperature: float = 0.0, generator: torch.Generator | None = None,
 ) -> Int[Tensor, "batch new"]:
-    """Greedy continuation ids of a left-padded batch (pad id after a sequence ends).
-
-    ``stop_at_eos=False`` always decodes ``max_new_tokens`` steps (for benchmarks).
+    """Continuation ids of a left-padded batch (pad id after a sequence ends); greedy unless
+    ``temperature > 0``. ``stop_at_eos=False`` always decodes ``max_new_tokens`` steps (benchmarks).
     """
-    return torch.stack(list(greedy_steps(model, batch, max_new_tokens, fwd_hooks, stop_at_eos)), dim=1)
+    steps = decode_steps(model, batch, max_new_tokens, fwd_hooks, stop_at_eos, temperature, generator)
+    return torch.stack(list(steps), dim=1)
 
 
 def generate_ids(
     model: RefusalModel, instructions: list[str], max_new_tokens: int = 64,
     fwd_hooks: Sequence[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
+    temperature: float = 0.0, seed: int = 0,
 ) -> list[list[int]]:
-    """Greedy continuation ids per instruction (in order), cut after the first stop token."""
+    """Continuation ids per instruction (in order), cut after the first stop token; greedy, or
+    sampled at ``temperature`` from one generator seeded with ``seed``."""
     stops = set(stop_ids(model))
+    gen = torch.Generator(model.device).manual_seed(seed) if temperature > 0 else None
     out: list[list[int] | None] = [None] * len(instructions)
     todo = list(batches(model, instructions, batch_size))
     for idx, batch in tqdm(todo, desc=desc, disable=desc is None, leave=False):
-        for i, row in zip(idx, greedy_tokens(model, batch, max_new_tokens, fwd_hooks).tolist()):
+        for i, row in zip(idx, greedy_tokens(model, batch, max_new_tokens, fwd_hooks,
+                                             temperature=temperature, generator=gen).tolist()):
             end = next((k for k, t in enumerate(row) if t in stops), len(row))
             out[i] = row[:end]
     return out
@@ -90,7 +104,9 @@ def generate_ids(
 def generate(
     model: RefusalModel, instructions: list[str], max_new_tokens: int = 64,
     fwd_hooks: Sequence[Hook] = (), batch_size: int = 16, desc: str | None = "generating",
+    temperature: float = 0.0, seed: int = 0,
 ) -> list[str]:
-    """Greedy completions (special tokens skipped, stripped) in the order of ``instructions``."""
-    ids = generate_ids(model, instructions, max_new_tokens, fwd_hooks, batch_size, desc)
+    """Completions (special tokens skipped, stripped) in the order of ``instructions``; greedy
+    unless ``temperature > 0``."""
+    ids = generate_ids(model, instructions, max_new_tokens, fwd_hooks, batch_size, desc, temperature, seed)
     return [t.strip() for t in model.tokenizer.batch_decode(ids, skip_special_tokens=True)]
