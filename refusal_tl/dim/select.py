@@ -11,8 +11,9 @@ A candidate is discarded if a score is NaN, its layer is in the last 20%
 score wins. The thresholds are arguments so ablation studies can move them.
 
 Cost: three batched forwards per candidate. ``score_late_layers=False`` skips candidates
-that the layer cutoff discards anyway; ``prune=True`` skips the bypass forward of a
-candidate already discarded by KL. Neither changes which candidate wins.
+that the layer cutoff discards anyway; ``prune=True`` scores KL first and skips the induce
+and bypass forwards of a candidate it already discards (their table cells stay NaN). Neither
+changes which candidate wins.
 
 **Fallback (not in Arditi's code):** if no candidate reaches induce ≥ 0, which happens
 on small models such as the bundled 0.5B Qwen, where adding +v raises the refusal score
@@ -82,10 +83,12 @@ def discard_reason(layer: int, n_layers: int, bypass: float, induce: float, kl: 
     """Why a candidate is filtered out ('' if it is admissible)."""
     if layer >= int(n_layers * (1 - cfg.prune_layer_frac)):
         return "late layer"
-    if any(math.isnan(x) for x in (induce, kl)):
+    if math.isnan(kl):
         return "nan"
     if kl > cfg.kl_threshold:
         return f"KL > {cfg.kl_threshold}"
+    if math.isnan(induce):
+        return "nan"
     if induce < cfg.induce_threshold:
         return f"induce < {cfg.induce_threshold}"
     if math.isnan(bypass):
@@ -113,8 +116,9 @@ def select_direction(
     rows = [done[key] for key in grid if key in done]
     for pos, layer in tqdm([k for k in grid if k not in done], desc="selecting direction"):
         v = candidates.get(pos, layer).to(model.device)
-        induce, kl = scorer.induce(v, layer), scorer.kl(v)
+        kl = scorer.kl(v)
         skip = cfg.prune and (math.isnan(kl) or kl > cfg.kl_threshold)
+        induce = float("nan") if skip else scorer.induce(v, layer)
         bypass = float("nan") if skip else scorer.bypass(v)
         reason = discard_reason(layer, L, bypass, induce, kl, cfg)
         rows.append(dict(pos=pos, layer=layer, bypass=bypass, induce=induce, kl=kl,

@@ -54,7 +54,7 @@ def kl_scores(selection) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=g.layer, y=g.kl, mode="lines+markers", name=f"pos {pos}",
             line=dict(color=COLORS[k % len(COLORS)], width=1),
-            marker=dict(size=8, opacity=[1.0 if i > 0 else 0.25 for i in g.induce]),
+            marker=dict(size=8, opacity=[1.0 if i > 0 else 0.25 for i in g.induce]),  # NaN (pruned): transparent
             customdata=g.induce, hovertemplate="layer %{x}<br>KL %{y:.4f}<br>induce %{customdata:.2f}<extra></extra>",
         ))
     fig.add_hline(y=0.1, line=dict(color="red", dash="dash"), annotation_text="KL = 0.1")

@@ -21,6 +21,7 @@ CFG = SelectionConfig()
     (3, -1.0, 0.0, 0.1, ""),                    # thresholds are inclusive
     (3, math.nan, 0.5, 0.05, "nan"),
     (3, -1.0, math.nan, 0.05, "nan"),
+    (3, math.nan, math.nan, 0.2, "KL > 0.1"),   # pruned: KL decides before the skipped scores
 ])
 def test_discard_reason(layer, bypass, induce, kl, reason):
     assert discard_reason(layer, 24, bypass, induce, kl, CFG) == reason
@@ -74,3 +75,31 @@ def test_admissible_column_follows_relaxation(tiny, candidates):
     from refusal_tl.plotting import kl_scores, selection_landscape
 
     assert len(selection_landscape(relaxed).data) > 0 and len(kl_scores(relaxed).data) > 0
+
+
+def test_pruning_skips_induce_and_bypass_of_kl_discarded_candidates_and_keeps_the_winner(tiny, candidates,
+                                                                                         monkeypatch):
+    from refusal_tl.eval.scorer import Scorer
+
+    calls = {"induce": 0, "bypass": 0}
+    for name in calls:
+        original = getattr(Scorer, name)
+
+        def counted(self, *args, _name=name, _original=original):
+            calls[_name] += 1
+            return _original(self, *args)
+        monkeypatch.setattr(Scorer, name, counted)
+    kl = 0.05  # a threshold that discards some candidates of the tiny model and keeps others
+    full = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:],
+                            SelectionConfig(kl_threshold=kl, induce_threshold=-100.0, prune=False))
+    n_scored, full_calls = len(full.table.dropna(subset=["kl"])), dict(calls)
+    discarded = int((full.table.kl > kl).sum())
+    assert 0 < discarded < n_scored
+    calls.update(induce=0, bypass=0)
+    pruned = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:],
+                              SelectionConfig(kl_threshold=kl, induce_threshold=-100.0, prune=True))
+    assert (pruned.pos, pruned.layer) == (full.pos, full.layer)
+    assert full_calls == {"induce": n_scored, "bypass": n_scored}
+    assert calls == {"induce": n_scored - discarded, "bypass": n_scored - discarded}
+    gone = pruned.table.kl > kl
+    assert pruned.table[gone].induce.isna().all() and (pruned.table[gone].reason == f"KL > {kl}").all()
