@@ -5,7 +5,8 @@ profile. Each stage reuses what the run directory already holds when its key mat
 weights' sha, prompts and config; a changed setting recomputes only that stage and what reads
 it) and resumes from its own checkpoints after an interrupt. Wall time and peak memory of
 every stage go to ``RUN/timings.json``, written after each stage (atomically), so an
-interrupted reproduction still says what it spent.
+interrupted reproduction still says what it spent. At the end ``RUN/report.html`` gathers the
+stages' tables and figures (:mod:`refusal_tl.report`).
 """
 
 from __future__ import annotations
@@ -115,7 +116,18 @@ def reproduce(cfg: ReproduceConfig, run_dir: str | Path, model: RefusalModel | N
         res.timings[stage] = {"seconds": round(seconds, 2), **mem.summary()}
         write_json(path, {"model": model.name, "weights_sha": model.weights_sha, "config": asdict(cfg),
                           "stages": res.timings})
+    report(res, cfg, model)
     return res
+
+
+def report(res: ReproduceResult, cfg: ReproduceConfig, model: RefusalModel) -> Path:
+    """Write ``RUN/report.html`` from the stages' results."""
+    from refusal_tl.report import stage_configs, stage_sections, write_report
+
+    meta = {"model": model.name, "weights_sha": model.weights_sha, "reproduce": asdict(cfg),
+            "stages": stage_configs(res.results), "timings": res.timings}
+    return write_report(res.run_dir / "report.html", stage_sections(res.results),
+                        f"refusal_tl reproduction: {model.name}, {cfg.profile} profile", meta)
 
 
 def _kw(cfg: ReproduceConfig, stage: str) -> dict:

@@ -19,3 +19,6 @@ def test_reproduce_reuses_dim_and_rdo_and_logs_timings(qwen, dim_run, rdo_run):
     print({k: v["seconds"] for k, v in stages.items()})
     assert list(stages) == ["load", "dim", "rdo"]
     assert all(stages[s]["peak_rss_gb"] > 1.0 for s in ("dim", "rdo"))  # the 0.5B model is resident
+    page = (run_dir / "report.html").read_text()
+    assert page.count('class="figure"') == len(dim_run.figures()) + len(rdo_run.figures())
+    assert f"layer {dim_run.direction.layer}" in page or f"<td>{dim_run.direction.layer}</td>" in page

@@ -47,11 +47,14 @@ def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, mo
             return name.upper()
         return run
 
+    reports = []
+    monkeypatch.setattr(rp, "report", lambda res, cfg, model: reports.append(list(res.results)))
     monkeypatch.setattr(rp, "RUNNERS", {s: runner(s, fail=(s == "cone")) for s in rp.STAGES})
     with pytest.raises(KeyboardInterrupt):
         reproduce(ReproduceConfig(model="tiny", profile="ci"), tmp_path, tiny, progress=False)
     saved = json.loads((tmp_path / "timings.json").read_text())
     assert list(saved["stages"]) == ["load", "dim", "rdo"]  # what finished before the interrupt is on disk
+    assert reports == []  # no report from an interrupted run
     assert all(t["seconds"] >= 0 and t.get("peak_rss_gb", 1) > 0 for t in saved["stages"].values())
 
     monkeypatch.setattr(rp, "RUNNERS", {s: runner(s) for s in rp.STAGES})
@@ -61,3 +64,4 @@ def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, mo
     saved = json.loads((tmp_path / "timings.json").read_text())
     assert list(saved["stages"]) == ["load", "dim", "repind", "gcg"]
     assert saved["config"]["stages"] == ["gcg"] and saved["weights_sha"] == tiny.weights_sha
+    assert reports == [["dim", "repind", "gcg"]]  # one report, from every stage's result

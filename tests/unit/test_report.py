@@ -1,0 +1,74 @@
+"""report.html: one self-contained page; every figure renders in headless Chromium."""
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+
+import pytest
+import torch
+
+from refusal_tl.cone import ConeRunConfig, run_cone
+from refusal_tl.gcg import GcgConfig, run_gcg
+from refusal_tl.geometry import RefusalDirection
+from refusal_tl.rdo import RdoRunConfig, run_rdo
+from refusal_tl.repind import RepIndRunConfig, run_repind
+from refusal_tl.report import stage_configs, stage_sections, write_report
+from tests.helpers import PROMPTS
+
+CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+@pytest.fixture(scope="module")
+def results(tiny, tmp_path_factory):
+    """Real stage results on the tiny model (a stand-in DIM, then RDO, a cone, RepInd and GCG)."""
+    run = tmp_path_factory.mktemp("run")
+    dim = RefusalDirection(3 * torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(0)), 2, -1,
+                           tiny.name, tiny.weights_sha)
+    dim.save(run / "dim" / "direction.safetensors")
+    (run / "dim" / "metadata.json").write_text(json.dumps({"config": {"n_train": 8, "n_val": 4,
+                                                                      "filter_prompts": False}}))
+    small = dict(model=tiny.name, n_train=8, filter_prompts=False)
+    rdo = run_rdo(RdoRunConfig.from_profile("ci", rdo=dict(accumulation=4), **small), run, tiny, progress=False)
+    cone = run_cone(ConeRunConfig.from_profile("ci", cone=dict(accumulation=4), dims=(2,), init="random",
+                                               filter_samples=3, kl_threshold=100.0, **small), run, tiny,
+                    progress=False)
+    rep = run_repind(RepIndRunConfig.from_profile("ci", repind=dict(accumulation=4), k=1, **small), run, tiny,
+                     progress=False)
+    gcg = GcgConfig.from_profile("ci", steps=2, aux_layer=2, n_prompts=2)
+    rep1 = rep.directions[0]
+    gcg_rows = {"aux": run_gcg(gcg, tiny, rep1, dim, PROMPTS[:2], run / "gcg-aux", progress=False),
+                "plain": run_gcg(replace(gcg, aux_weight=0.0), tiny, rep1, dim, PROMPTS[:2], run / "gcg-plain",
+                                 progress=False)}
+    return {"rdo": rdo, "cone": cone, "repind": {"repind": rep}, "gcg": gcg_rows}
+
+
+def test_sections_carry_every_stage_and_the_page_is_self_contained(results, tmp_path):
+    sections = stage_sections(results)
+    assert [s.title.split(":")[0].split(" (")[0] for s in sections] == \
+        ["RDO", "Refusal cones", "Representational independence", "GCG suffixes against RepInd-1"]
+    assert all(s.figures and s.tables for s in sections)
+    path = write_report(tmp_path / "report.html", sections, "test report", {"stages": stage_configs(results)})
+    page = path.read_text()
+    assert page.count("plotly.js v") == 1 and "<script src" not in page  # plotly inline, once; nothing fetched
+    n_figs = sum(len(s.figures) for s in sections)
+    assert len(re.findall(r'class="figure"', page)) == n_figs
+    meta = json.loads(re.search(r"<pre id='meta'>(.*?)</pre>", page, re.S).group(1).replace("&quot;", '"'))
+    assert set(meta["stages"]) == {"rdo", "cone", "repind"}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
+def test_report_renders_in_headless_chromium_without_console_errors(results, tmp_path):
+    sections = stage_sections(results)
+    path = write_report(tmp_path / "report.html", sections, "test report", {})
+    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                           "--v=0", "--virtual-time-budget=5000", "--dump-dom", path.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    dom = proc.stdout
+    n_figs = sum(len(s.figures) for s in sections)
+    # every figure was drawn by plotly.js (its SVG root exists) and has traces
+    assert dom.count('class="main-svg"') >= n_figs, proc.stderr[-2000:]
+    assert len(re.findall(r'class="trace', dom)) >= n_figs
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
+    assert not [line for line in console if "Uncaught" in line or "Error" in line], console
