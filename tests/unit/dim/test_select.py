@@ -89,11 +89,15 @@ def test_pruning_skips_induce_and_bypass_of_kl_discarded_candidates_and_keeps_th
             calls[_name] += 1
             return _original(self, *args)
         monkeypatch.setattr(Scorer, name, counted)
-    kl = 0.05  # a threshold that discards some candidates of the tiny model and keeps others
+    probe = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:],
+                             SelectionConfig(kl_threshold=1e9, induce_threshold=-100.0, prune=False))
+    kl = float(probe.table.kl.median())  # a threshold that discards some candidates and keeps others
+    calls.update(induce=0, bypass=0)
     full = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:],
                             SelectionConfig(kl_threshold=kl, induce_threshold=-100.0, prune=False))
-    n_scored, full_calls = len(full.table.dropna(subset=["kl"])), dict(calls)
-    discarded = int((full.table.kl > kl).sum())
+    scored = full.table[full.table.reason != "late layer"]
+    n_scored, full_calls = len(scored), dict(calls)
+    discarded = int(((scored.kl > kl) | scored.kl.isna()).sum())
     assert 0 < discarded < n_scored
     calls.update(induce=0, bypass=0)
     pruned = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:],
@@ -102,4 +106,4 @@ def test_pruning_skips_induce_and_bypass_of_kl_discarded_candidates_and_keeps_th
     assert full_calls == {"induce": n_scored, "bypass": n_scored}
     assert calls == {"induce": n_scored - discarded, "bypass": n_scored - discarded}
     gone = pruned.table.kl > kl
-    assert pruned.table[gone].induce.isna().all() and (pruned.table[gone].reason == f"KL > {kl}").all()
+    assert gone.any() and pruned.table[gone].induce.isna().all() and (pruned.table[gone].reason == f"KL > {kl}").all()
