@@ -59,10 +59,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
         # all 192 bundled prompts per class -> 64 pairs -> 4 steps of 16 per epoch, 6 epochs = 24 steps
         "rdo": dict(n_train=None, refusal_targets="refusing", accumulation=16, epochs=6, retain_kl="code"),
-        # 64 pairs -> 10 steps of 8 per dimension (1.25 epochs), one fresh sample per example, started
+        # 64 pairs -> 12 steps of 8 per dimension (1.5 epochs), one fresh sample per example, started
         # from RDO and DIM (README: cost of training and selection)
         "cone": dict(dims=(2, 3), n_train=None, refusal_targets="refusing", accumulation=8, epochs=2,
-                     max_steps=10, retain_kl="code", n_samples=1, init="rdo", filter_samples=16, n_val=12),
+                     max_steps=12, retain_kl="code", n_samples=1, init="rdo", filter_samples=16, n_val=12),
         # official repind_iterative settings (2 epochs, λ_ret 0.1, λ_ind 200): 64 pairs -> 8 steps of 16
         "repind": dict(k=2, candidates=1, n_train=None, refusal_targets="refusing", accumulation=16, epochs=2,
                        retain_kl="code", weights={"ret": 0.1}, n_val=24),

@@ -34,7 +34,7 @@ def test_profile_values_reach_the_configs():
     assert override.rdo.epochs == 2 and override.rdo.weights == {"abl": 1.0, "add": 0.2, "ret": 0.5}
     assert override.n_train == 10 and override.rdo.accumulation == 16
     cpu, paper = ConeRunConfig.from_profile("cpu"), ConeRunConfig.from_profile("paper")
-    assert (cpu.init, cpu.cone.n_samples, cpu.cone.accumulation, cpu.max_steps) == ("rdo", 1, 8, 10)
+    assert (cpu.init, cpu.cone.n_samples, cpu.cone.accumulation, cpu.max_steps) == ("rdo", 1, 8, 12)
     assert (paper.init, paper.cone.n_samples, paper.filter_samples, paper.harmful_train) == \
         ("random", 8, 64, "hub:salad:train")
     assert ConeRunConfig.from_profile("ci", cone=dict(n_samples=3), dims=(4, 2, 3)).cone.n_samples == 3
