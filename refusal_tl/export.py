@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalDirection
@@ -92,7 +94,7 @@ def export_model(model: RefusalModel, directions: RefusalDirection | list[Refusa
     return out
 
 
-def _orthonormal(vectors: list[torch.Tensor]) -> list[torch.Tensor]:
+def _orthonormal(vectors: list[Float[Tensor, " d_model"]]) -> list[Float[Tensor, " d_model"]]:
     """Gram–Schmidt: projecting out these one by one equals projecting out the span."""
     units: list[torch.Tensor] = []
     for v in vectors:

@@ -2,8 +2,9 @@
 temperature (the paper's Fig. 5 baseline).
 
 The hooks are the same pure functions used everywhere else, scoped with
-``bridge.hooks(...)`` around the whole decode; with the cache each step feeds one new
-position, which the position-agnostic hooks handle. Decoding stops early once every
+``bridge.hooks(...)`` around the prefill and around each decode step (so streams under
+different hooks can interleave); with the cache each step feeds one new position, which the
+position-agnostic hooks handle. Decoding stops early once every
 sequence has produced an end-of-turn token.
 """
 
