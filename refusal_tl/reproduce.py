@@ -63,7 +63,12 @@ class ReproduceResult:
 
 
 class PeakMemory:
-    """Peak resident memory (and CUDA memory) of this process while the block runs."""
+    """Peak resident memory (and CUDA memory) of this process while the block runs.
+
+    On Linux the kernel's high-water mark is exact: it is reset on entry (``/proc/self/clear_refs``)
+    and read on exit (``VmHWM``). Elsewhere a thread samples the resident size every ``interval``
+    seconds (it can miss a short spike made while a C call holds the GIL).
+    """
 
     def __init__(self, interval: float = 0.2):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
@@ -78,6 +83,7 @@ class PeakMemory:
             self.peak = max(self.peak, self._rss())
 
     def __enter__(self):
+        self._kernel = _reset_high_water_mark()
         self.peak = self._rss()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -88,7 +94,7 @@ class PeakMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self._rss())
+        self.peak = max(self.peak, self._rss(), _high_water_mark() if self._kernel else 0)
         return False
 
     def summary(self) -> dict:
@@ -96,6 +102,23 @@ class PeakMemory:
         if torch.cuda.is_available():
             out["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         return out
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _high_water_mark() -> int:
+    """VmHWM of this process in bytes (Linux), 0 if unreadable."""
+    try:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        return 0
 
 
 def reproduce(cfg: ReproduceConfig, run_dir: str | Path, model: RefusalModel | None = None,
