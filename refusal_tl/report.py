@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 
 from refusal_tl import plotting
 from refusal_tl.io import write_text
+from refusal_tl.plotting.gcg import cos_drop
 
 
 @dataclass
@@ -96,7 +97,7 @@ def stage_sections(results: dict) -> list[Section]:
         runs = {f"w_aux = {rows[0]['aux_weight']:g}" if rows else name: rows
                 for name, rows in results["gcg"].items()}
         table = pd.DataFrame([dict(run=name, prompt=r["prompt"][:80], suffix=r["suffix"],
-                                   cos_drop=1 - r["cos_suffixed"][r["layer"]] / r["cos_plain"][r["layer"]],
+                                   cos_drop=cos_drop(r),
                                    refused=r["refused"], completion=r["completion"][:80])
                               for name, rows in runs.items() for r in rows])
         out.append(Section("GCG suffixes against RepInd-1 (paper Sec. 6, Fig. 9)", tables=[table],

@@ -10,6 +10,13 @@ from plotly.subplots import make_subplots
 from refusal_tl.plotting.common import COLORS
 
 
+def cos_drop(row: dict) -> float | None:
+    """Relative drop of cos(r̂, h) at the aux layer from the plain to the suffixed prompt (None if
+    the plain cosine is 0)."""
+    plain = row["cos_plain"][row["layer"]]
+    return 1 - row["cos_suffixed"][row["layer"]] / plain if plain else None
+
+
 def gcg_losses(runs: dict[str, list[dict]], title: str = "GCG: loss of the kept suffix per step") -> go.Figure:
     """Per step: total loss (left) and cross-entropy of the target (right), one line per prompt
     and run (e.g. ``{"w_aux = 10": rows, "w_aux = 0": rows}``)."""
@@ -58,7 +65,7 @@ def aux_effect(runs: dict[str, list[dict]], baseline: float | None = None,
     labels = list(runs)
     drop, answered = [], []
     for rows in runs.values():
-        d = [1 - r["cos_suffixed"][r["layer"]] / r["cos_plain"][r["layer"]] for r in rows if r["cos_plain"][r["layer"]]]
+        d = [x for x in map(cos_drop, rows) if x is not None]
         drop.append(100 * float(np.mean(d)) if d else 0.0)
         answered.append(100 * float(np.mean([not r["refused"] for r in rows])))
     fig = make_subplots(rows=1, cols=2, subplot_titles=["mean drop of cos(r̂, h) at the aux layer (%)",
