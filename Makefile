@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 RUN ?= runs/demo
 PROFILE ?= cpu
 
-.PHONY: install demo demo-rdo demo-cone demo-repind test unit lint figures bench bench-rdo bench-cone bench-repind clean
+.PHONY: install demo demo-dim demo-rdo demo-cone demo-repind test unit lint figures bench bench-rdo bench-cone bench-repind clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,14 @@ define evaluate
 endef
 
 demo: install
+	$(VENV)/bin/refusal-tl reproduce --model bundled --out $(RUN) --profile $(PROFILE)
+
+demo-dim: install
 	$(VENV)/bin/refusal-tl dim --out $(RUN) --profile $(PROFILE)
 	$(call EVAL,dim) --intervention none --prompts bundled:harmful:test --out $(RUN)/eval/harmful_baseline.json
 	$(call evaluate,dim,)
 
-demo-rdo: demo
+demo-rdo: demo-dim
 	$(VENV)/bin/refusal-tl rdo --run $(RUN) --profile $(PROFILE)
 	$(call evaluate,rdo,rdo_)
 

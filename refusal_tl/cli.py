@@ -56,13 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
 DIM -> RDO -> cones -> RDO-perp + RepInd -> GCG with one profile, in RUN. A stage whose
 results are already in RUN with the same key (model weights, prompts, config) is reused;
 an interrupted stage resumes from its checkpoints. Wall time and peak memory per stage go to
-RUN/timings.json. --stages picks some (the stages they read are added).""")
+RUN/timings.json. Then the evaluation on held-out prompts (the profile's `report` sizes,
+cached in RUN/eval) and RUN/report.html: every figure of notebooks 01-05 and a results
+table shaped like the paper's Table 5. --stages picks some (the stages they read are added).
+
+Bundled model, 2-core CPU: ci ~15 min, cpu ~2 h (README: cost per stage); paper: a GPU.""")
     model_args(rp)
     rp.add_argument("--out", required=True, type=Path, help="run directory RUN")
     rp.add_argument("--profile", default="cpu", choices=list(profiles.NAMES),
                     help="sizes from refusal_tl/profiles.py (default cpu)")
     rp.add_argument("--stages", default=",".join(profiles.STAGES),
                     help=f"comma-separated subset of {','.join(profiles.STAGES)}")
+    rp.add_argument("--no-eval", action="store_true",
+                    help="skip the held-out evaluation behind the report's result figures and Table 5")
 
     d = sub.add_parser("dim", help="extract DIM refusal directions and select one",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\

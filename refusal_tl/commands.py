@@ -14,13 +14,14 @@ def cmd_reproduce(args) -> None:
     from refusal_tl.reproduce import ReproduceConfig, reproduce
 
     cfg = ReproduceConfig(model=args.model, profile=args.profile,
-                          stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()))
+                          stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()),
+                          evaluate=not args.no_eval)
     model = load_model(cfg.model, args.device, args.dtype, args.device_map)
     res = reproduce(cfg, args.out, model)
     for stage, t in res.timings.items():
         peak = f", peak {t['peak_rss_gb']:.1f} GB" if "peak_rss_gb" in t else ""
-        print(f"{stage:>7}: {t['seconds']:8.1f} s{peak}")
-    print(f"wrote {args.out} (timings in {args.out / 'timings.json'})")
+        print(f"{stage:>8}: {t['seconds']:8.1f} s{peak}")
+    print(f"wrote {args.out / 'report.html'} (timings in {args.out / 'timings.json'})")
 
 
 def cmd_dim(args) -> None:

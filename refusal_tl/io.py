@@ -60,15 +60,26 @@ def _umask() -> int:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, default=_json_default)
+    text = json.dumps(obj, indent=2, default=json_default)
     return atomic_write(path, lambda tmp: tmp.write_text(text + "\n"))
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """The JSON in ``path``; a one-line error naming the file and the fix when it is unreadable."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RefusalTLError(f"{what} {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RefusalTLError(f"{path} is not a readable {what} ({type(err).__name__}); delete it and rerun.") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, Path):
@@ -109,7 +120,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, Any], meta: dict) -
     from safetensors.torch import save_file
 
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    header = {META_KEY: json.dumps(meta, default=_json_default)}
+    header = {META_KEY: json.dumps(meta, default=json_default)}
     return atomic_write(path, lambda tmp: save_file(flat, str(tmp), metadata=header))
 
 

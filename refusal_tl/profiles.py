@@ -54,6 +54,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         # 24 new tokens: the substring judge's phrases come early (the integration tests use 24 too)
         "eval": dict(n_eval=12, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=24,
                      n_cone_samples=4, n_cone_eval=6, n_cone_alphas=3, n_trace=8, bon_temperatures=(1.0,)),
+        # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
+        "report": dict(n_eval=6, n_capability=4, max_new_tokens=16, n_sweep=4, n_alphas=2, n_cone_samples=4,
+                       n_cone_eval=4, n_cone_alphas=2, n_trace=4, bon_temperatures=(1.0,)),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -71,6 +74,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32,
                      n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6, n_trace=32,
                      bon_temperatures=(0.5, 1.0)),
+        # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
+        "report": dict(n_eval=24, n_capability=12, max_new_tokens=32, n_sweep=8, n_alphas=4, n_cone_samples=16,
+                       n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,)),
     },
     "paper": {
         "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
@@ -90,6 +96,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=[0.0, 0.1, 0.3, 1.0, 3.0], sweep_epochs=1,
                      max_new_tokens=512, n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
                      bon_temperatures=(0.2, 0.5, 1.0, 1.2)),
+        # the evaluation behind report.html (`refusal-tl reproduce`): the paper's sizes
+        "report": dict(n_eval=128, n_capability=128, max_new_tokens=512, n_sweep=128, n_alphas=16,
+                       n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
+                       bon_temperatures=(0.2, 0.5, 1.0, 1.2)),
     },
 }
 NAMES = tuple(PROFILES)
@@ -97,7 +107,8 @@ Profile = Literal["ci", "cpu", "paper"]
 
 
 def profile(name: str, stage: str) -> dict:
-    """The settings of ``stage`` (``dim``, ``rdo``, ``cone``, ``repind``, ``gcg``, ``eval``) of profile ``name``."""
+    """The settings of ``stage`` (``dim``, ``rdo``, ``cone``, ``repind``, ``gcg``, ``eval``, ``report``) of
+    profile ``name``."""
     check_choice("profile", name, NAMES)
     return dict(PROFILES[name][stage])
 

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 
 from refusal_tl import plotting
 from refusal_tl.io import write_text
+from refusal_tl.plotting import suite as figs
 from refusal_tl.plotting.gcg import cos_drop
 
 
@@ -62,9 +63,10 @@ def write_report(path: str | Path, sections: list[Section], title: str, meta: di
     return write_text(path, render(sections, title, meta))
 
 
-def stage_sections(results: dict) -> list[Section]:
-    """Sections for the stages present in ``results`` (stage name -> result, as reproduce keeps them)."""
-    out = []
+def stage_sections(results: dict, evals: dict | None = None) -> list[Section]:
+    """Sections for the stages present in ``results`` (stage name -> result, as reproduce keeps them)
+    and the evaluations in ``evals`` (:func:`refusal_tl.eval.suite.evaluate_run`)."""
+    out, evals = [], evals or {}
     if "dim" in results:
         r = results["dim"]
         d = r.direction
@@ -78,21 +80,45 @@ def stage_sections(results: dict) -> list[Section]:
                            tables=[pd.DataFrame([dict(step=r.direction.extra.get("step"), cosine_to_dim=r.cosine_to_dim,
                                                       train_loss=r.direction.extra.get("train_loss"))])],
                            figures=r.figures()))
+    if "methods" in evals:
+        m = evals["methods"]
+        fig = figs.method_figures(m) | (figs.sweep_figures(evals["sweeps"]) if "sweeps" in evals else {})
+        out.append(Section("Results on held-out prompts (the paper's Table 5, Fig. 2, Fig. 10, Fig. 22)",
+                           text=f"{len(m['prompts']['harmful'])} harmful and {len(m['prompts']['harmless'])} harmless "
+                                f"held-out prompts, greedy {m['max_new_tokens']} tokens, substring judge. The "
+                                f"capability columns are an offline proxy on {m['n_capability']} harmless prompts "
+                                "(CE of the model's own answers under ablation), not the paper's benchmarks.",
+                           tables=[figs.table5(m)], figures=fig))
     if "cone" in results:
         r = results["cone"]
         rows = [dict(dims=n, step=s.step + 1, **{k: s.chosen.get(k) for k in
                                                 ("sample_bypass", "sample_induce", "sample_kl_max")})
                 for n, s in r.selections.items()]
-        out.append(Section("Refusal cones (paper Algorithm 2, Sec. 5)", tables=[pd.DataFrame(rows)],
-                           figures=r.figures()))
+        fig = r.figures()
+        if "cone_ablate" in evals:
+            a = evals["cone_ablate"]
+            refs = {k: results[s].direction for k, s in (("DIM", "dim"), ("RDO", "rdo")) if s in results}
+            fig |= figs.cone_figures(a, evals.get("cone_induce"), evals.get("temperatures"), evals.get("cone_sweep"),
+                                     r.cones, refs)
+            for c in a["cones"]:
+                rows[[x["dims"] for x in rows].index(c["dims"])] |= {
+                    "samples_evaluated": len(c["rates"]),
+                    "share_halving_refusal": sum(x <= a["baseline"] / 2 for x in c["rates"]) / len(c["rates"])}
+        out.append(Section("Refusal cones (paper Algorithm 2, Sec. 5)", tables=[pd.DataFrame(rows)], figures=fig))
     if "repind" in results:
         rep = results["repind"]["repind"]
         rows = [dict(direction=f"RepInd-{d.extra['k']}", candidate=d.extra["candidate"] + 1, step=d.extra["step"],
                      val_refusal_score=d.extra["val_refusal_score"],
                      cosines_to_earlier=", ".join(f"{c:.3f}" for c in d.extra["cosines_to_V"]))
                 for d in rep.directions]
-        out.append(Section("Representational independence (paper Sec. 6): RDO⊥ and RepInd",
-                           tables=[pd.DataFrame(rows)], figures=rep.figures()))
+        fig, tables = rep.figures(), [pd.DataFrame(rows)]
+        if "repind" in evals:
+            e = evals["repind"]
+            fig |= figs.repind_figures(e)
+            tables.append(pd.DataFrame([dict(direction=k, refusal_ablated=v) for k, v in e["rates"].items()]
+                                       + [dict(direction="no intervention", refusal_ablated=e["baseline"])]))
+        out.append(Section("Representational independence (paper Sec. 6): RDO⊥ and RepInd", tables=tables,
+                           figures=fig))
     if "gcg" in results:
         runs = {f"w_aux = {rows[0]['aux_weight']:g}" if rows else name: rows
                 for name, rows in results["gcg"].items()}
@@ -103,7 +129,8 @@ def stage_sections(results: dict) -> list[Section]:
         out.append(Section("GCG suffixes against RepInd-1 (paper Sec. 6, Fig. 9)", tables=[table],
                            figures={"gcg_losses": plotting.gcg_losses(runs),
                                     "gcg_traces_fig9": plotting.gcg_traces(runs, next(iter(runs.values()))[0]["layer"]),
-                                    "gcg_aux_effect": plotting.aux_effect(runs)}))
+                                    "gcg_aux_effect": plotting.aux_effect(runs),
+                                    "gcg_suffixes": plotting.suffix_table(next(iter(runs.values())))}))
     return out
 
 

@@ -5,8 +5,10 @@ profile. Each stage reuses what the run directory already holds when its key mat
 weights' sha, prompts and config; a changed setting recomputes only that stage and what reads
 it) and resumes from its own checkpoints after an interrupt. Wall time and peak memory of
 every stage go to ``RUN/timings.json``, written after each stage (atomically), so an
-interrupted reproduction still says what it spent. At the end ``RUN/report.html`` gathers the
-stages' tables and figures (:mod:`refusal_tl.report`).
+interrupted reproduction still says what it spent. Then the ``evaluate`` step generates on
+held-out prompts for the figures of notebooks 01–05 and the Table-5-shaped results table
+(:func:`refusal_tl.eval.suite.evaluate_run`, the profile's ``report`` sizes, cached in
+``RUN/eval``), and ``RUN/report.html`` gathers everything (:mod:`refusal_tl.report`).
 """
 
 from __future__ import annotations
@@ -33,17 +35,21 @@ NEEDS = {"dim": (), "rdo": ("dim",), "cone": ("dim", "rdo"), "repind": ("dim",),
 @dataclass(frozen=True)
 class ReproduceConfig:
     """Which model, profile and stages; ``overrides`` maps a stage to its config's keyword
-    arguments (e.g. ``{"rdo": {"n_train": 16}}``), applied on top of the profile."""
+    arguments (e.g. ``{"rdo": {"n_train": 16}}``; ``"report"``: the evaluation sizes), applied on top
+    of the profile."""
 
     model: str = "bundled"
     profile: str = "cpu"
     stages: tuple[str, ...] = STAGES
     overrides: dict = field(default_factory=dict)
+    evaluate: bool = True  # generate on held-out prompts for the report's figures (profile key ``report``)
 
     def __post_init__(self):
         check_choice("profile", self.profile, profiles.NAMES)
-        for s in list(self.stages) + list(self.overrides):
+        for s in self.stages:
             check_choice("stage", s, STAGES)
+        for s in self.overrides:
+            check_choice("stage", s, STAGES + ("report",))
         if not self.stages:
             raise RefusalTLError(f"no stages to run: choose some of {', '.join(STAGES)}.")
 
@@ -59,6 +65,7 @@ class ReproduceConfig:
 class ReproduceResult:
     run_dir: Path
     results: dict = field(default_factory=dict)  # stage -> its result object
+    evaluations: dict = field(default_factory=dict)  # name -> data of refusal_tl.eval.suite
     timings: dict = field(default_factory=dict)  # stage -> {"seconds", "peak_rss_gb", ...}
 
 
@@ -130,11 +137,14 @@ def reproduce(cfg: ReproduceConfig, run_dir: str | Path, model: RefusalModel | N
     t0 = time.perf_counter()
     model = model or load_model(cfg.model)
     res.timings["load"] = {"seconds": round(time.perf_counter() - t0, 2)}
-    plan = cfg.plan()
+    plan = cfg.plan() + (["evaluate"] if cfg.evaluate else [])
     for stage in tqdm(plan, desc="reproduce", disable=not progress):
         with PeakMemory() as mem:
             t0 = time.perf_counter()
-            res.results[stage] = RUNNERS[stage](cfg, run_dir, model, res.results, progress)
+            if stage == "evaluate":
+                res.evaluations = _evaluate(cfg, run_dir, model, res.results)
+            else:
+                res.results[stage] = RUNNERS[stage](cfg, run_dir, model, res.results, progress)
             seconds = time.perf_counter() - t0
         res.timings[stage] = {"seconds": round(seconds, 2), **mem.summary()}
         write_json(path, {"model": model.name, "weights_sha": model.weights_sha, "config": asdict(cfg),
@@ -143,13 +153,20 @@ def reproduce(cfg: ReproduceConfig, run_dir: str | Path, model: RefusalModel | N
     return res
 
 
+def _evaluate(cfg: ReproduceConfig, run_dir: Path, model: RefusalModel, results: dict) -> dict:
+    """The report's evaluations (cached in ``RUN/eval``), with the profile's ``report`` sizes."""
+    from refusal_tl.eval.suite import evaluate_run
+
+    return evaluate_run(results, model, run_dir, profiles.profile(cfg.profile, "report") | _kw(cfg, "report"))
+
+
 def report(res: ReproduceResult, cfg: ReproduceConfig, model: RefusalModel) -> Path:
     """Write ``RUN/report.html`` from the stages' results."""
     from refusal_tl.report import stage_configs, stage_sections, write_report
 
     meta = {"model": model.name, "weights_sha": model.weights_sha, "reproduce": asdict(cfg),
             "stages": stage_configs(res.results), "timings": res.timings}
-    return write_report(res.run_dir / "report.html", stage_sections(res.results),
+    return write_report(res.run_dir / "report.html", stage_sections(res.results, res.evaluations),
                         f"refusal_tl reproduction: {model.name}, {cfg.profile} profile", meta)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import make_tiny
+from helpers import make_hf_model, make_tiny, make_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +49,16 @@ def pytest_sessionfinish(session, exitstatus):
     changed = sorted(set(after.splitlines()) - set(before.splitlines()))
     print("\nERROR: the test session changed the git work tree:\n  " + "\n  ".join(changed))
     session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """The tiny model saved as a Hugging Face folder (for the command line's ``--model``)."""
+    path = tmp_path_factory.mktemp("tiny-model")
+    tok = make_tokenizer()
+    make_hf_model(tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -101,3 +101,19 @@ def mixed_pairs() -> list[dict]:
     retains = [" the sea is", " rice", " python code is a story about the sea", " why"]
     return [{"answer": (PROMPTS[i], answers[i]), "refusal": (PROMPTS[7 - i], refusals[i]),
              "retain": (PROMPTS[(i + 3) % 8], retains[i])} for i in range(4)]
+
+
+def run_cli(capsys, *args) -> tuple[int, str]:
+    """``refusal-tl ARGS`` in process: the exit code and what it wrote to stderr."""
+    from refusal_tl.cli import main
+
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def assert_one_line_error(code: int, err: str, match: str) -> None:
+    """A user mistake: exit code 2 and one line on stderr that starts with ``error:`` and says ``match``."""
+    assert code == 2, err
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    assert match in err, err

@@ -11,7 +11,6 @@ settings match is loaded instead of retrained, so a rerun resumes where it stopp
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,9 @@ from refusal_tl.cone.train import grow, train_cone
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.scorer import Scorer
 from refusal_tl.geometry import RefusalCone, RefusalDirection
-from refusal_tl.io import ensure_dir, json_digest, write_json
+from refusal_tl.io import ensure_dir, json_digest, read_json, write_json
 from refusal_tl.model import RefusalModel, load_model
-from refusal_tl.optim import SphereRun
+from refusal_tl.optim import SphereRun, check_checkpoints
 from refusal_tl.optim.sphere import gram_schmidt
 from refusal_tl.rdo.run import load_dim, stage_pairs, val_sets
 
@@ -77,8 +76,9 @@ def run_cone(cfg: ConeRunConfig, run_dir: str | Path, model: RefusalModel | None
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    pairs, info = stage_pairs(run_dir, model, dim, cfg, run_dir / "cone")
+    check_checkpoints((run_dir / "cone").glob("dim*/checkpoint.safetensors"))
     harmful_val, harmless_val = (s[:cfg.n_val] for s in val_sets(run_dir, model, cfg.batch_size))
+    pairs, info = stage_pairs(run_dir, model, dim, cfg, run_dir / "cone")
     scorer = Scorer(model, harmful_val, harmless_val, cfg.batch_size)
     info.update(val=dict(harmful=len(harmful_val), harmless=len(harmless_val)), init=cfg.init)
     seconds["prepare"] = time.perf_counter() - t0
@@ -114,7 +114,7 @@ def _selected(out: Path, run: SphereRun, scorer: Scorer, alpha: float, layer: in
                        "kl": cfg.kl_threshold, "val": (len(scorer.harmful), len(scorer.harmless))})
     path = out / "selection.json"
     if path.is_file():
-        saved = json.loads(path.read_text())
+        saved = read_json(path, "cone selection")
         if saved.get("key") == key:
             return ConeSelection(saved["step"], saved["how"], saved["table"], tuple(saved["relaxed"]))
     sel = select_cone(scorer, run, alpha, layer, cfg.selection, cfg.filter_samples, cfg.kl_threshold)

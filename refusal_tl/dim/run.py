@@ -8,7 +8,6 @@ interrupt resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ from refusal_tl.dim.extract import DimCandidates, EoiActivations, dim_candidates
 from refusal_tl.dim.select import Selection, SelectionConfig, select_direction
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalDirection
-from refusal_tl.io import atomic_write, ensure_dir, json_digest, load_tensors, save_tensors, write_json
+from refusal_tl.io import atomic_write, ensure_dir, json_digest, load_tensors, read_json, save_tensors, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.steer.forward import refusal_scores
 
@@ -84,7 +83,7 @@ def baseline_scores(model: RefusalModel, prompts: list[str], batch_size: int, de
         key = json_digest({"model": model.name, "weights_sha": model.weights_sha, "prompts": prompts})[:16]
         path = Path(cache_dir) / f"baseline-scores-{key}.json"
         if path.is_file():
-            saved = json.loads(path.read_text())
+            saved = read_json(path, "baseline score cache")
             return torch.tensor(saved["scores"], dtype=getattr(torch, saved["dtype"]))
     scores = refusal_scores(model, prompts, [], batch_size, desc=desc)
     if path is not None:

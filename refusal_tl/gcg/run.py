@@ -4,7 +4,7 @@ suffixed prompt's completion and its cosine trace against the plain prompt's (Fi
 One function, :func:`run_gcg`, serves the CLI (``refusal-tl gcg``) and notebook 05. It writes
 ``OUT/results.jsonl`` (one row per finished prompt: ``prompt``, ``suffix``, ``layer``,
 ``losses`` per step, ``cos_plain`` and ``cos_suffixed`` over layers 0…L−1, ``completion``,
-``refused``), ``OUT/targets.json`` and ``OUT/checkpoints/{i}.json`` (the attack after every
+``refused``), ``OUT/targets.json`` and ``OUT/checkpoints/{i:03d}.json`` (the attack after every
 step): a rerun skips finished prompts and resumes the one in flight at its last step.
 """
 
@@ -19,7 +19,7 @@ from refusal_tl.gcg.config import GcgConfig
 from refusal_tl.gcg.search import run_attack
 from refusal_tl.gcg.tokens import allowed_tokens
 from refusal_tl.geometry import RefusalDirection
-from refusal_tl.io import ensure_dir, json_digest, tensor_digest, write_json, write_text
+from refusal_tl.io import ensure_dir, json_digest, read_json, tensor_digest, write_json, write_text
 from refusal_tl.model import RefusalModel
 from refusal_tl.repind.traces import cosine_traces
 from refusal_tl.steer.generation import generate
@@ -32,8 +32,9 @@ def dim_targets(model: RefusalModel, dim: RefusalDirection, prompts: list[str], 
     path = out / "targets.json"
     key = json_digest({"dim": tensor_digest(dim.vector), "prompts": prompts, "chars": cfg.target_chars,
                        "model": model.weights_sha})
-    if path.is_file() and json.loads(path.read_text()).get("key") == key:
-        return json.loads(path.read_text())["targets"]
+    saved = read_json(path, "GCG target cache") if path.is_file() else {}
+    if saved.get("key") == key:
+        return saved["targets"]
     hooks = ablation_hooks(dim.vector.to(model.device), model.n_layers)
     texts = generate(model, prompts, max(cfg.target_chars, 16), hooks, desc="targets (DIM ablated)")
     targets = [t[:cfg.target_chars] or "Sure" for t in texts]
@@ -48,11 +49,13 @@ def read_rows(path: Path) -> list[dict]:
 def run_gcg(cfg: GcgConfig, model: RefusalModel, direction: RefusalDirection, dim: RefusalDirection,
             prompts: list[str], out: str | Path, progress: bool = True) -> list[dict]:
     """Attack every prompt (first ``cfg.n_prompts``) and write one results row per prompt."""
-    out = ensure_dir(Path(out))
     direction.check_width(model.d_model)
+    layer = model.check_layer(cfg.layer(model.n_layers))
+    out = ensure_dir(Path(out))
+    for path in (out / "checkpoints").glob("*.json"):  # a corrupt one fails now, not after the targets
+        read_json(path, "GCG checkpoint")
     prompts = prompts[:cfg.n_prompts]
     targets = dim_targets(model, dim, prompts, cfg, out)
-    layer = model.check_layer(cfg.layer(model.n_layers))
     allowed = allowed_tokens(model.tokenizer, model.hf_model.get_input_embeddings().weight.shape[0])
     vec = direction.vector.float().to(model.device)
     rows = {r["prompt"]: r for r in read_rows(out / "results.jsonl")}

@@ -16,7 +16,7 @@ from refusal_tl.errors import RefusalTLError
 from refusal_tl.gcg.attack import SuffixLoss
 from refusal_tl.gcg.config import GcgConfig
 from refusal_tl.gcg.tokens import sample_candidates, stable
-from refusal_tl.io import write_json
+from refusal_tl.io import read_json, write_json
 
 
 @dataclass
@@ -54,7 +54,7 @@ def run_attack(loss: SuffixLoss, tokenizer, allowed: Bool[Tensor, " vocab"], cfg
     key = json.loads(json.dumps({**key, "gcg": cfg.key()}, default=str))
     attack = Attack(init_ids(tokenizer, cfg).tolist(), key=key)
     if checkpoint is not None and Path(checkpoint).is_file():
-        saved = json.loads(Path(checkpoint).read_text())
+        saved = read_json(checkpoint, "GCG checkpoint")
         if saved.get("key") != key:
             raise RefusalTLError(f"{checkpoint} was written by an attack with other settings; delete it or use "
                                  "another --out folder.")

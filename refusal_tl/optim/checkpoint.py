@@ -35,6 +35,14 @@ def save_checkpoint(path: str | Path, rows: torch.Tensor, vectors: list[torch.Te
     save_tensors(path, tensors, meta)
 
 
+def check_checkpoints(paths) -> None:
+    """Open every existing checkpoint among ``paths`` now (cheap), so that a corrupt one fails
+    with its one-line error before any prompt is generated or scored."""
+    for path in paths:
+        if Path(path).is_file():
+            load_tensors(path, "training checkpoint")
+
+
 def load_checkpoint(path: str | Path, key: dict) -> tuple[torch.Tensor, list[torch.Tensor], dict, dict]:
     """Read a checkpoint of the run described by ``key``: (rows, vectors, optimizer state_dict, state)."""
     tensors, meta = load_tensors(path, "training checkpoint")

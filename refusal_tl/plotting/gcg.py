@@ -77,3 +77,14 @@ def aux_effect(runs: dict[str, list[dict]], baseline: float | None = None,
                       row=1, col=2)
     fig.update_layout(title=title, height=400, width=900)
     return fig
+
+
+def suffix_table(rows: list[dict]) -> go.Figure:
+    """Each suffixed prompt with its target and the model's answer (notebook 05, the report)."""
+    from refusal_tl.plotting.common import completions_table
+
+    return completions_table([r["prompt"] + " " + r["suffix"] for r in rows], {
+        "target (DIM ablated, 20 chars)": [r["target"] for r in rows],
+        "answer to the suffixed prompt": [r["completion"] for r in rows],
+        "refused?": ["yes" if r["refused"] else "no" for r in rows],
+    })

@@ -10,7 +10,6 @@ no pickle); a rerun of the same command resumes.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -24,9 +23,9 @@ from refusal_tl.dim.run import filter_val, prompt_sets, source
 from refusal_tl.errors import RefusalTLError, check_choice
 from refusal_tl.eval.metrics import is_refusal
 from refusal_tl.geometry import RefusalDirection
-from refusal_tl.io import ensure_dir, write_json
+from refusal_tl.io import ensure_dir, read_json, write_json
 from refusal_tl.model import RefusalModel, load_model
-from refusal_tl.optim import SphereRun
+from refusal_tl.optim import SphereRun, check_checkpoints
 from refusal_tl.rdo.config import RdoRunConfig, RefusalTargets
 from refusal_tl.rdo.select import RdoSelection, select_rdo
 from refusal_tl.rdo.targets import make_targets
@@ -145,7 +144,7 @@ def load_dim(run_dir: Path, model: RefusalModel) -> RefusalDirection:
 
 def val_sets(run_dir: Path, model: RefusalModel, batch_size: int) -> tuple[list[str], list[str]]:
     """The DIM run's filtered validation prompts (for ``last20`` selection)."""
-    meta = json.loads((run_dir / "dim" / "metadata.json").read_text())
+    meta = read_json(run_dir / "dim" / "metadata.json", "DIM metadata")
     dim_cfg = DimConfig(**meta["config"])
     sets = prompt_sets(dim_cfg)
     if not dim_cfg.filter_prompts:
@@ -166,19 +165,20 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     seconds: dict[str, float] = {}
     model = model or load_model(cfg.model)
     dim = load_dim(run_dir, model)
-    out = ensure_dir(run_dir / name)
     layer = model.check_layer(dim.layer if cfg.layer is None else cfg.layer)
+    for d in orthogonal_to or []:
+        d.check_width(model.d_model)  # before anything is generated or written
+    out = ensure_dir(run_dir / name)
     alpha = dim.norm
 
     t0 = time.perf_counter()
+    check_checkpoints(out.glob("checkpoint*.safetensors"))
     pairs, info = stage_pairs(run_dir, model, dim, cfg, out)
     seconds["targets"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     constraints = None
     if orthogonal_to:
-        for d in orthogonal_to:
-            d.check_width(model.d_model)
         constraints = torch.stack([d.vector.float() for d in orthogonal_to]).to(model.device)
     runs = train_restarts(model, pairs, alpha, layer, cfg, out, progress, constraints)
     run = min(runs, key=lambda r: r.history[r.lowest_loss_step]["train_loss"])  # several seeds: lowest loss

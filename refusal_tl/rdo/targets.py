@@ -16,12 +16,11 @@ masks are built from the re-tokenised target, so a window can never slide into t
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from refusal_tl.geometry import RefusalDirection
-from refusal_tl.io import json_digest, write_json
+from refusal_tl.io import json_digest, read_json, write_json
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.generation import generate_ids
 from refusal_tl.steer.hooks import ablation_hooks, addition_hooks
@@ -84,7 +83,7 @@ def make_targets(model: RefusalModel, dim: RefusalDirection, harmful: list[str],
            "layer": dim.layer, "prompts_sha": json_digest([harmful, harmless])}
     path = Path(cache_dir) / f"targets-{json_digest(key)[:10]}.json" if cache_dir is not None else None
     if path is not None and path.is_file():
-        data = json.loads(path.read_text())
+        data = read_json(path, "RDO target cache")
         return RdoTargets(**{k: TargetSet(**data[k]) for k in LENGTHS}, key=data["key"])
     vec = dim.vector.to(model.device)
     L = model.n_layers

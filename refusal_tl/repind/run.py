@@ -13,7 +13,6 @@ within a candidate and skips finished directions.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,8 +22,9 @@ import torch
 from refusal_tl import plotting
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalDirection
-from refusal_tl.io import ensure_dir, json_digest, tensor_digest, write_json
+from refusal_tl.io import ensure_dir, json_digest, read_json, tensor_digest, write_json
 from refusal_tl.model import RefusalModel, load_model
+from refusal_tl.optim import check_checkpoints
 from refusal_tl.rdo.run import load_dim, stage_pairs, val_sets
 from refusal_tl.repind.config import RepIndRunConfig
 from refusal_tl.repind.step import TraceCache
@@ -66,8 +66,9 @@ def run_repind(cfg: RepIndRunConfig, run_dir: str | Path, model: RefusalModel | 
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    pairs, info = stage_pairs(run_dir, model, dim, cfg, run_dir / "repind-targets")
+    check_checkpoints(run_dir.glob("repind-*/candidate*.safetensors"))
     harmful_val = val_sets(run_dir, model, cfg.batch_size)[0][:cfg.n_val]
+    pairs, info = stage_pairs(run_dir, model, dim, cfg, run_dir / "repind-targets")
     if not harmful_val:
         raise RefusalTLError("no filtered harmful validation prompts to choose RepInd candidates with; "
                              "rerun `refusal-tl dim` with more validation prompts (--n-val).")
@@ -100,10 +101,10 @@ def _iteration(k: int, V: list[torch.Tensor], model: RefusalModel, pairs: list[d
                        "val": json_digest(harmful_val)})
     meta_path = out / "metadata.json"
     if (out / "direction.safetensors").is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path, "RepInd metadata")
         if meta.get("key") == key:
             return (RefusalDirection.load(out / "direction.safetensors"),
-                    json.loads((out / "history.json").read_text()), meta["candidates"])
+                    read_json(out / "history.json", "RepInd history"), meta["candidates"])
     Vt = torch.stack(V)
     cache = TraceCache(model, pairs, Vt, cfg.repind.ind_layers(model.n_layers), cfg.batch_size)
     runs, scores = [], []

@@ -7,19 +7,10 @@ import sys
 import pytest
 import torch
 
-from helpers import make_hf_model, make_tokenizer
+from helpers import assert_one_line_error, run_cli
 from refusal_tl.cli import main
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import bundled
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-model")
-    tok = make_tokenizer()
-    make_hf_model(tok).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 @pytest.fixture
@@ -37,16 +28,6 @@ class _no_raise:
         return False
 
 
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    err = capsys.readouterr().err.strip()
-    return code, err
-
-
-def assert_one_line_error(code, err, match):
-    assert code == 2
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    assert match in err, err
 
 
 def test_eval_runs_and_writes_results(tiny_dir, prompts, tmp_path, capsys):

@@ -5,11 +5,14 @@ import re
 import shutil
 import subprocess
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from refusal_tl import profiles
 from refusal_tl.cone import ConeRunConfig, run_cone
+from refusal_tl.eval import suite
 from refusal_tl.gcg import GcgConfig, run_gcg
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.rdo import RdoRunConfig, run_rdo
@@ -41,10 +44,30 @@ def results(tiny, tmp_path_factory):
     gcg_rows = {"aux": run_gcg(gcg, tiny, rep1, dim, PROMPTS[:2], run / "gcg-aux", progress=False),
                 "plain": run_gcg(replace(gcg, aux_weight=0.0), tiny, rep1, dim, PROMPTS[:2], run / "gcg-plain",
                                  progress=False)}
-    return {"rdo": rdo, "cone": cone, "repind": {"repind": rep}, "gcg": gcg_rows}
+    perp = run_rdo(RdoRunConfig.from_profile("ci", rdo=dict(accumulation=4), **small), run, tiny, name="rdo-perp",
+                   orthogonal_to=[dim], progress=False)
+    return {"rdo": rdo, "cone": cone, "repind": {"repind": rep, "rdo-perp": perp}, "gcg": gcg_rows,
+            "_dim": SimpleNamespace(direction=dim)}
+
+
+SMALL = dict(n_eval=3, n_capability=2, max_new_tokens=4, n_sweep=2, n_alphas=2, n_cone_samples=2, n_cone_eval=2,
+             n_cone_alphas=2, n_trace=2)
+
+
+@pytest.fixture(scope="module")
+def evals(tiny, results, tmp_path_factory):
+    """The report's evaluations of those stages on the tiny model, cached in a run directory."""
+    run = tmp_path_factory.mktemp("evalrun")
+    stages = {"dim": results["_dim"]} | {k: v for k, v in results.items() if k != "_dim"}
+    return suite.evaluate_run(stages, tiny, run, profiles.profile("ci", "report") | SMALL), run, stages
+
+
+def _stages(results):
+    return {k: v for k, v in results.items() if k != "_dim"}
 
 
 def test_sections_carry_every_stage_and_the_page_is_self_contained(results, tmp_path):
+    results = _stages(results)
     sections = stage_sections(results)
     assert [s.title.split(":")[0].split(" (")[0] for s in sections] == \
         ["RDO", "Refusal cones", "Representational independence", "GCG suffixes against RepInd-1"]
@@ -59,8 +82,8 @@ def test_sections_carry_every_stage_and_the_page_is_self_contained(results, tmp_
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
-def test_report_renders_in_headless_chromium_without_console_errors(results, tmp_path):
-    sections = stage_sections(results)
+def test_report_renders_in_headless_chromium_without_console_errors(results, evals, tmp_path):
+    sections = stage_sections(_stages(results), evals[0])
     path = write_report(tmp_path / "report.html", sections, "test report", {})
     proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
                            "--v=0", "--virtual-time-budget=5000", "--dump-dom", path.as_uri()],
@@ -72,3 +95,37 @@ def test_report_renders_in_headless_chromium_without_console_errors(results, tmp
     assert len(re.findall(r'class="trace', dom)) >= n_figs
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
     assert not [line for line in console if "Uncaught" in line or "Error" in line], console
+
+
+def test_evaluations_give_table5_and_the_notebooks_figures(results, evals):
+    data, _, _ = evals
+    assert set(data) == {"methods", "sweeps", "cone_ablate", "cone_induce", "temperatures", "cone_sweep", "repind"}
+    rows = data["methods"]["rows"]
+    assert [r["method"] for r in rows] == ["no intervention", "DIM", "RDO"]
+    assert all(0 <= r["harmful/ablate"] <= 1 and r["first-token KL"] >= 0 and "capability ΔCE" in r for r in rows[1:])
+    sections = stage_sections(_stages(results), data)
+    names = {name for s in sections for name in s.figures}
+    for fig in ("fig2", "fig22", "fig3", "fig18", "fig5", "fig20", "fig6", "fig7", "fig8", "interference"):
+        assert any(fig in n for n in names), (fig, names)
+    table = next(s for s in sections if "Table 5" in s.title).tables[0]
+    assert list(table.method) == ["no intervention", "DIM", "RDO"] and table.shape[1] == 6
+    # every figure has data: at least one trace (or a heat-map / table)
+    assert all(len(f.data) > 0 for s in sections for f in s.figures.values())
+    cone = next(s for s in sections if s.title.startswith("Refusal cones")).tables[0]
+    assert 0 <= cone.share_halving_refusal.iloc[0] <= 1 and cone.samples_evaluated.iloc[0] == SMALL["n_cone_samples"]
+
+
+def test_a_second_evaluation_reads_the_cache_and_a_changed_direction_recomputes(tiny, evals, monkeypatch):
+    data, run, stages = evals
+    import refusal_tl.eval.suite as mod
+
+    def boom(*a, **k):
+        raise AssertionError("generated although cached")
+    for name in ("method_table", "cone_rates", "temperature_curves", "sweeps", "cone_sweep", "repind_rates"):
+        monkeypatch.setattr(mod, name, boom)
+    s = profiles.profile("ci", "report") | SMALL
+    assert suite.evaluate_run(stages, tiny, run, s) == data
+    moved = SimpleNamespace(direction=RefusalDirection(stages["dim"].direction.vector.flip(0), 2, -1, tiny.name,
+                                                        tiny.weights_sha))
+    with pytest.raises(AssertionError, match="generated although cached"):
+        suite.evaluate_run(stages | {"dim": moved}, tiny, run, s)

@@ -47,8 +47,9 @@ def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, mo
             return name.upper()
         return run
 
-    reports = []
+    reports, evaluated = [], []
     monkeypatch.setattr(rp, "report", lambda res, cfg, model: reports.append(list(res.results)))
+    monkeypatch.setattr(rp, "_evaluate", lambda cfg, run_dir, model, results: evaluated.append(list(results)) or {})
     monkeypatch.setattr(rp, "RUNNERS", {s: runner(s, fail=(s == "cone")) for s in rp.STAGES})
     with pytest.raises(KeyboardInterrupt):
         reproduce(ReproduceConfig(model="tiny", profile="ci"), tmp_path, tiny, progress=False)
@@ -62,6 +63,13 @@ def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, mo
     res = reproduce(ReproduceConfig(model="tiny", profile="ci", stages=("gcg",)), tmp_path, tiny, progress=False)
     assert seen == ["dim", "repind", "gcg"] and res.results["gcg"] == "GCG"
     saved = json.loads((tmp_path / "timings.json").read_text())
-    assert list(saved["stages"]) == ["load", "dim", "repind", "gcg"]
+    assert list(saved["stages"]) == ["load", "dim", "repind", "gcg", "evaluate"]  # the evaluation after every stage
     assert saved["config"]["stages"] == ["gcg"] and saved["weights_sha"] == tiny.weights_sha
-    assert reports == [["dim", "repind", "gcg"]]  # one report, from every stage's result
+    assert reports == [["dim", "repind", "gcg"]] and evaluated == reports  # one report, from every stage's result
+
+    seen.clear()
+    reproduce(ReproduceConfig(model="tiny", profile="ci", stages=("dim",), evaluate=False), tmp_path, tiny,
+              progress=False)
+    assert list(json.loads((tmp_path / "timings.json").read_text())["stages"]) == ["load", "dim"]
+    assert len(evaluated) == 1  # --no-eval: no evaluation, still a report
+    assert ReproduceConfig(overrides={"report": {"n_eval": 4}}).overrides["report"] == {"n_eval": 4}

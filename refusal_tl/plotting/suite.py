@@ -1,0 +1,148 @@
+"""Figures and tables from the data of :mod:`refusal_tl.eval.suite` (fresh or cached): the
+notebooks and ``RUN/report.html`` draw the same figures from the same data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from refusal_tl.plotting.common import completions_table, refusal_rates
+from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotonic_sweep
+from refusal_tl.plotting.rdo import addition_sweep, method_comparison
+from refusal_tl.plotting.repind import cosine_traces, direction_bars, interference_heatmap, topk_ablation
+
+COLUMNS = {"harmful/ablate": "harmful refused, ablated", "harmful/subtract": "harmful refused, subtracted",
+           "harmless/add": "harmless refused, added (induce)", "first-token KL": "first-token KL (harmless, ablated)",
+           "capability CE": "capability proxy: CE (nats/token)", "capability ΔCE": "capability proxy: ΔCE"}
+
+
+def table5(data: dict) -> pd.DataFrame:
+    """The paper's Table 5 in this project's terms: one row per method, refusal rates under
+    ablation / subtraction on harmful prompts (and ASR = 1 − rate), induced refusal under addition,
+    first-token KL and the capability proxy (labelled as a proxy, not a benchmark)."""
+    rows = []
+    for r in data["rows"]:
+        none = r["method"] == "no intervention"
+        row = {"method": r["method"]}
+        if none:
+            row["harmful refused: ablated / subtracted"] = f"{100 * r['harmful/none']:.1f} %"
+            row["ASR: ablated / subtracted"] = f"{100 * (1 - r['harmful/none']):.1f} %"
+            row[COLUMNS["harmless/add"]] = f"{100 * r['harmless/none']:.1f} %"
+        else:
+            row["harmful refused: ablated / subtracted"] = (f"{100 * r['harmful/ablate']:.1f} % / "
+                                                            f"{100 * r['harmful/subtract']:.1f} %")
+            row["ASR: ablated / subtracted"] = (f"{100 * (1 - r['harmful/ablate']):.1f} % / "
+                                                f"{100 * (1 - r['harmful/subtract']):.1f} %")
+            row[COLUMNS["harmless/add"]] = f"{100 * r['harmless/add']:.1f} %"
+        row[COLUMNS["first-token KL"]] = "" if none else f"{r['first-token KL']:.4f}"
+        if "capability CE" in r:
+            delta = "" if none else f" ({r['capability ΔCE']:+.3f})"
+            row[COLUMNS["capability CE"] + " (Δ)"] = f"{r['capability CE']:.3f}{delta}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def method_long(data: dict) -> pd.DataFrame:
+    """The long table of :func:`refusal_tl.eval.evaluate.compare_directions` (for Fig. 2 / 10)."""
+    base, *methods = data["rows"]
+    out = []
+    for r in methods:
+        values = {"harmful/none": base["harmful/none"], "harmless/none": base["harmless/none"]} | {
+            k: r[k] for k in ("harmful/ablate", "harmful/subtract", "harmless/add")} | {
+            "harmless/ablate KL": r["first-token KL"]}
+        out += [dict(method=r["method"], condition=k, value=v) for k, v in values.items()]
+    return pd.DataFrame(out)
+
+
+def method_figures(data: dict, show: int = 4) -> dict[str, go.Figure]:
+    """DIM's refusal rates per condition (notebook 01), DIM vs RDO (Fig. 2 / 10) and completions
+    of the first ``show`` prompts."""
+    base, *methods = data["rows"]
+    first = methods[0]
+    rates = {k: base[k] for k in ("harmful/none", "harmless/none")} | {
+        k: first[k] for k in ("harmful/ablate", "harmful/subtract", "harmless/add")}
+    comp = data["completions"]
+    harmful, harmless = (data["prompts"][k][:show] for k in ("harmful", "harmless"))
+    name = first["method"]
+    figs = {f"refusal_rates_{name}": refusal_rates(rates, title=f"Refusal rate on held-out prompts, {name}")}
+    if len(methods) > 1:
+        figs["methods_fig2_fig10"] = method_comparison(method_long(data))
+    steered = [m for m in comp if m != "no intervention"]
+    figs["completions_harmful"] = completions_table(harmful, {
+        "no intervention": comp["no intervention"]["harmful/none"][:show]} | {
+        f"{m} ablated": comp[m]["harmful/ablate"][:show] for m in steered})
+    figs["completions_harmless"] = completions_table(harmless, {
+        "no intervention": comp["no intervention"]["harmless/none"][:show]} | {
+        f"{m} added (+α·r̂)": comp[m]["harmless/add"][:show] for m in steered})
+    return figs
+
+
+def curve(pairs: list) -> dict[int, float]:
+    """``[[N, value], …]`` (how the data stores curves) as ``{N: value}``."""
+    return {int(k): float(v) for k, v in pairs}
+
+
+def cone_rate_boxplots(d: dict, title: str | None = None) -> go.Figure:
+    """Fig. 3/17 (ablation, harmful prompts) or Fig. 18 (addition, harmless) from :func:`cone_rates` data."""
+    title = title or ("Refusal rate of cone samples under ablation (harmful prompts)" if d["intervention"] == "ablate"
+                      else f"Refusal rate of cone samples under {d['intervention']} (harmless prompts)")
+    return cone_boxplots({c["dims"]: c["rates"] for c in d["cones"]},
+                         {c["dims"]: c["basis"] for c in d["cones"] if "basis" in c}, d["references"], d["baseline"],
+                         title=title)
+
+
+def best_of_n_curves(ablate: dict, temperatures: dict | None = None) -> dict[str, dict[int, float]]:
+    """Fig. 5/19's curves: best-of-N over each cone's samples, and over sampled completions."""
+    curves = {f"cone dim {c['dims']}": curve(c["best_of_n"]) for c in ablate["cones"]}
+    for c in (temperatures or {}).get("curves", []):
+        curves[f"{temperatures['method'] or 'direction'}, T = {c['temperature']:g}"] = curve(c["best_of_n"])
+    return curves
+
+
+def cone_figures(ablate: dict, induce: dict | None = None, temperatures: dict | None = None,
+                 sweep: dict | None = None, cones: dict | None = None,
+                 references: dict | None = None) -> dict[str, go.Figure]:
+    """Fig. 3/17 boxplots under ablation, Fig. 18 under addition, Fig. 5/19 best-of-N (cone samples
+    and temperature sampling), Fig. 20 and, given the cones and a ≥ 3-dimensional one, the 3-D view."""
+    figs = {"cone_ablation_fig3": cone_rate_boxplots(ablate)}
+    if induce:
+        figs["cone_induce_fig18"] = cone_rate_boxplots(induce)
+    figs["best_of_n_fig5_fig19"] = best_of_n(best_of_n_curves(ablate, temperatures))
+    if sweep:
+        figs["monotonic_sweep_fig20"] = monotonic_sweep(pd.DataFrame(sweep["records"]))
+    big = max(ablate["cones"], key=lambda c: c["dims"])
+    if cones and big["dims"] >= 3 and big["dims"] in cones:
+        figs["cone_3d"] = cone_3d_figure(cones[big["dims"]], np.array(big["rates"]), ablate["baseline"] / 2,
+                                         ablate["n_samples"], ablate["seed"], references)
+    return figs
+
+
+def cone_3d_figure(cone, rates: np.ndarray, threshold: float, n: int, seed: int = 42,
+                   references: dict | None = None) -> go.Figure:
+    """The paper's Fig. 1 made real: the ``n`` evaluated samples of a cone in its first three basis
+    coordinates, coloured by their refusal rate (at most ``threshold`` bypasses); ``references``
+    (name -> direction) drawn as their unit projections onto the basis span."""
+    from refusal_tl.eval.samples import cone_samples
+
+    coords = cone_samples(cone, n, seed) @ cone.basis.T
+    coords = (coords / coords.norm(dim=-1, keepdim=True)).numpy()
+    refs = {name: (cone.basis @ (d.vector.float() / d.vector.float().norm())).numpy()[:3]
+            for name, d in (references or {}).items()}
+    return cone_3d(coords[:, :3], rates, threshold, refs)
+
+
+def sweep_figures(data: dict) -> dict[str, go.Figure]:
+    """Fig. 22: refusal rate under addition with growing α, harmful vs sensitive prompts."""
+    return {"addition_sweep_fig22": addition_sweep(pd.DataFrame(data["addition"]))}
+
+
+def repind_figures(data: dict) -> dict[str, go.Figure]:
+    """Fig. 6 (2 × 2 traces), Fig. 7 bars, Fig. 8 top-k with DIM and the interference heat-map."""
+    inter = data["interference"]
+    return {"traces_fig6": cosine_traces(data["traces"], title="Fig. 6: cosine traces, clean (solid) and with the "
+                                                                 "other direction ablated (dashed)"),
+            "direction_bars_fig7": direction_bars(data["rates"], data["baseline"]),
+            "topk_fig8": topk_ablation({k: curve(v) for k, v in data["topk"].items()}, {"DIM": data["rates"]["DIM"]},
+                                       data["baseline"]),
+            "interference": interference_heatmap(inter["names"], np.array(inter["matrix"]))}
