@@ -3,6 +3,7 @@ loads), call the library, print a short summary. The parser lives in :mod:`refus
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from refusal_tl import profiles
@@ -16,8 +17,9 @@ def cmd_reproduce(args) -> None:
     cfg = ReproduceConfig(model=args.model, profile=args.profile,
                           stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()),
                           evaluate=not args.no_eval)
+    t0 = time.perf_counter()
     model = load_model(cfg.model, args.device, args.dtype, args.device_map)
-    res = reproduce(cfg, args.out, model)
+    res = reproduce(cfg, args.out, model, load_seconds=time.perf_counter() - t0)
     for stage, t in res.timings.items():
         peak = f", peak {t['peak_rss_gb']:.1f} GB" if "peak_rss_gb" in t else ""
         print(f"{stage:>8}: {t['seconds']:8.1f} s{peak}")

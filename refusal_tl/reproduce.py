@@ -129,14 +129,16 @@ def _high_water_mark() -> int:
 
 
 def reproduce(cfg: ReproduceConfig, run_dir: str | Path, model: RefusalModel | None = None,
-              progress: bool = True) -> ReproduceResult:
-    """Run ``cfg.plan()`` in ``run_dir``; see the module docstring."""
+              progress: bool = True, load_seconds: float | None = None) -> ReproduceResult:
+    """Run ``cfg.plan()`` in ``run_dir``; see the module docstring. ``load_seconds``: how long
+    loading a ``model`` passed in took (the CLI loads it first), for ``timings.json``."""
     run_dir = ensure_dir(run_dir)
     res = ReproduceResult(run_dir)
     path = run_dir / "timings.json"
     t0 = time.perf_counter()
     model = model or load_model(cfg.model)
-    res.timings["load"] = {"seconds": round(time.perf_counter() - t0, 2)}
+    loaded = time.perf_counter() - t0 if load_seconds is None else load_seconds
+    res.timings["load"] = {"seconds": round(loaded, 2)}
     plan = cfg.plan() + (["evaluate"] if cfg.evaluate else [])
     for stage in tqdm(plan, desc="reproduce", disable=not progress):
         with PeakMemory() as mem:

@@ -172,18 +172,9 @@ def compare_directions(
     ``harmful/subtract``, ``harmless/none``, ``harmless/add`` or ``harmless/ablate KL``;
     ``value`` is a rate in [0, 1] (or the mean KL). Baselines are generated once and
     repeated for every method. Feeds :func:`refusal_tl.plotting.method_comparison`
-    (paper Fig. 2 and Fig. 10).
+    (paper Fig. 2 and Fig. 10). The long form of :func:`refusal_tl.eval.suite.method_table`.
     """
-    import pandas as pd
+    from refusal_tl.eval.suite import method_long, method_table
 
-    judge = judge or SubstringJudge()
-    base = evaluate_conditions(model, None, harmful, harmless, max_new_tokens, judge, batch_size,
-                               conditions=(("harmful", "none"), ("harmless", "none")))
-    rows = []
-    for method, direction in directions.items():
-        runs = {**base, **evaluate_conditions(model, direction, harmful, harmless, max_new_tokens, judge, batch_size,
-                                              conditions=[c for c in CONDITIONS if c[1] != "none"])}
-        rows += [dict(method=method, condition=k, value=r.rate, n=len(r.scores)) for k, r in runs.items()]
-        kl = first_token_kl(model, harmless, direction, "ablate", batch_size=batch_size)
-        rows.append(dict(method=method, condition="harmless/ablate KL", value=kl, n=len(harmless)))
-    return pd.DataFrame(rows)
+    return method_long(method_table(model, directions, harmful, harmless, max_new_tokens, judge=judge,
+                                    batch_size=batch_size))

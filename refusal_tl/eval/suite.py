@@ -20,14 +20,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from refusal_tl.eval.capability import capability_proxy
 from refusal_tl.eval.evaluate import CONDITIONS, evaluate_conditions, evaluate_intervention, first_token_kl
+from refusal_tl.eval.judges import Judge
 from refusal_tl.eval.samples import evaluate_cone, evaluate_directions, evaluate_temperature
 from refusal_tl.eval.sweeps import addition_sweep, alpha_grid, monotonic_sweep
 from refusal_tl.geometry import RefusalCone, RefusalDirection
 from refusal_tl.io import json_default, json_digest, tensor_digest, write_json
 from refusal_tl.model import RefusalModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def cached(run_dir: str | Path | None, name: str, key: dict, compute: Callable[[], dict]) -> dict:
@@ -66,17 +71,17 @@ def eval_key(model: RefusalModel, **parts) -> dict:
 
 def method_table(model: RefusalModel, directions: dict[str, RefusalDirection], harmful: list[str],
                  harmless: list[str], max_new_tokens: int = 32, capability_prompts: list[str] | None = None,
-                 batch_size: int = 16) -> dict:
+                 judge: Judge | None = None, batch_size: int = 16) -> dict:
     """One row per method (``no intervention`` first) with the refusal rates of the standard
     conditions (``harmful/ablate`` …), ``first-token KL`` on harmless prompts under ablation and,
     with ``capability_prompts``, the capability proxy's CE under ablation; plus the prompts and
     every completion (``completions[method][condition]``)."""
-    base = evaluate_conditions(model, None, harmful, harmless, max_new_tokens, batch_size=batch_size,
+    base = evaluate_conditions(model, None, harmful, harmless, max_new_tokens, judge, batch_size,
                                conditions=[c for c in CONDITIONS if c[1] == "none"])
     rows = [{"method": "no intervention", **{k: r.rate for k, r in base.items()}}]
     completions = {"no intervention": {k: r.completions for k, r in base.items()}}
     for name, d in directions.items():
-        runs = evaluate_conditions(model, d, harmful, harmless, max_new_tokens, batch_size=batch_size,
+        runs = evaluate_conditions(model, d, harmful, harmless, max_new_tokens, judge, batch_size,
                                    conditions=[c for c in CONDITIONS if c[1] != "none"])
         row = {"method": name, **{k: r.rate for k, r in runs.items()},
                "first-token KL": first_token_kl(model, harmless, d, "ablate", batch_size=batch_size)}
@@ -88,6 +93,22 @@ def method_table(model: RefusalModel, directions: dict[str, RefusalDirection], h
         completions[name] = {k: r.completions for k, r in runs.items()}
     return {"rows": rows, "prompts": {"harmful": harmful, "harmless": harmless}, "completions": completions,
             "max_new_tokens": max_new_tokens, "n_capability": len(capability_prompts or [])}
+
+
+def method_long(data: dict) -> "pd.DataFrame":
+    """:func:`method_table`'s data as one row per (method, condition) with ``value`` and ``n``
+    (the form of :func:`refusal_tl.eval.evaluate.compare_directions`, for Fig. 2 / 10)."""
+    import pandas as pd
+
+    base, *methods = data["rows"]
+    n = {k: len(v) for k, v in data["prompts"].items()}
+    out = []
+    for r in methods:
+        values = {"harmful/none": base["harmful/none"], "harmless/none": base["harmless/none"]} | {
+            k: r[k] for k in ("harmful/ablate", "harmful/subtract", "harmless/add")} | {
+            "harmless/ablate KL": r["first-token KL"]}
+        out += [dict(method=r["method"], condition=k, value=v, n=n[k.split("/")[0]]) for k, v in values.items()]
+    return pd.DataFrame(out)
 
 
 def cone_rates(model: RefusalModel, prompts: list[str], cones: dict[int, RefusalCone],

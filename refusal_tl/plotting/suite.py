@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from refusal_tl.eval.suite import method_long
 from refusal_tl.plotting.common import completions_table, refusal_rates
 from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotonic_sweep
 from refusal_tl.plotting.rdo import addition_sweep, method_comparison
@@ -41,18 +42,6 @@ def table5(data: dict) -> pd.DataFrame:
             row[COLUMNS["capability CE"] + " (Δ)"] = f"{r['capability CE']:.3f}{delta}"
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def method_long(data: dict) -> pd.DataFrame:
-    """The long table of :func:`refusal_tl.eval.evaluate.compare_directions` (for Fig. 2 / 10)."""
-    base, *methods = data["rows"]
-    out = []
-    for r in methods:
-        values = {"harmful/none": base["harmful/none"], "harmless/none": base["harmless/none"]} | {
-            k: r[k] for k in ("harmful/ablate", "harmful/subtract", "harmless/add")} | {
-            "harmless/ablate KL": r["first-token KL"]}
-        out += [dict(method=r["method"], condition=k, value=v) for k, v in values.items()]
-    return pd.DataFrame(out)
 
 
 def method_figures(data: dict, show: int = 4) -> dict[str, go.Figure]:
