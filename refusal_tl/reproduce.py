@@ -159,7 +159,11 @@ def _evaluate(cfg: ReproduceConfig, run_dir: Path, model: RefusalModel, results:
     """The report's evaluations (cached in ``RUN/eval``), with the profile's ``report`` sizes."""
     from refusal_tl.eval.suite import evaluate_run
 
-    return evaluate_run(results, model, run_dir, profiles.profile(cfg.profile, "report") | _kw(cfg, "report"))
+    return evaluate_run(results, model, run_dir, _report_sizes(cfg))
+
+
+def _report_sizes(cfg: ReproduceConfig) -> dict:
+    return profiles.profile(cfg.profile, "report") | _kw(cfg, "report")
 
 
 def report(res: ReproduceResult, cfg: ReproduceConfig, model: RefusalModel) -> Path:
@@ -168,6 +172,8 @@ def report(res: ReproduceResult, cfg: ReproduceConfig, model: RefusalModel) -> P
 
     meta = {"model": model.name, "weights_sha": model.weights_sha, "reproduce": asdict(cfg),
             "stages": stage_configs(res.results), "timings": res.timings}
+    if cfg.evaluate:
+        meta["evaluation"] = _report_sizes(cfg)
     return write_report(res.run_dir / "report.html", stage_sections(res.results, res.evaluations),
                         f"refusal_tl reproduction: {model.name}, {cfg.profile} profile", meta)
 
