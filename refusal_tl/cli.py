@@ -60,7 +60,8 @@ RUN/timings.json. Then the evaluation on held-out prompts (the profile's `report
 cached in RUN/eval) and RUN/report.html: every figure of notebooks 01-05 and a results
 table shaped like the paper's Table 5. --stages picks some (the stages they read are added).
 
-Bundled model, 2-core CPU: ci ~15 min, cpu ~2 h (README: cost per stage); paper: a GPU.""")
+Bundled model, 2-core CPU: cpu ~2 h 15 min (README: cost per stage); ci: DIM ~8 min plus a few
+minutes per later stage (not timed end to end yet); paper: a GPU.""")
     model_args(rp)
     rp.add_argument("--out", required=True, type=Path, help="run directory RUN")
     rp.add_argument("--profile", default="cpu", choices=list(profiles.NAMES),
@@ -177,7 +178,7 @@ dimension starts from the previous one's lowest-loss basis plus one random row. 
 RUN_DIR/cone/dim{N}/{basis.safetensors,basis.json,history.json,selection.json,
 metadata.json,checkpoint.safetensors}; rerun the same command to resume.
 
-Profiles (bundled model, 2-core CPU): ci ~6 min, cpu ~30 min (dims 2 and 3), paper: use a GPU.""")
+Profiles (bundled model, 2-core CPU): ci ~6 min, cpu ~28 min (dims 2 and 3), paper: use a GPU.""")
     model_args(c)
     run_args(c, "--run", " (with dim/ and, for --init rdo, rdo/)")
     c.add_argument("--dims", default=None, help="cone dimensions, e.g. 2,3 or 2-5 (default from the profile)")

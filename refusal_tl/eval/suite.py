@@ -58,7 +58,7 @@ def eval_key(model: RefusalModel, **parts) -> dict:
     """A cache key: the model's weights, the directions' values and every setting and prompt."""
     def one(x):
         if isinstance(x, RefusalDirection):
-            return tensor_digest(x.vector)
+            return [tensor_digest(x.vector), x.layer]  # addition happens at the direction's layer
         if isinstance(x, RefusalCone):
             return [tensor_digest(x.basis), x.layer, x.alpha]
         if isinstance(x, dict):
