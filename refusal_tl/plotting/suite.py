@@ -13,9 +13,9 @@ from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotoni
 from refusal_tl.plotting.rdo import addition_sweep, method_comparison
 from refusal_tl.plotting.repind import cosine_traces, direction_bars, interference_heatmap, topk_ablation
 
-COLUMNS = {"harmful/ablate": "harmful refused, ablated", "harmful/subtract": "harmful refused, subtracted",
-           "harmless/add": "harmless refused, added (induce)", "first-token KL": "first-token KL (harmless, ablated)",
-           "capability CE": "capability proxy: CE (nats/token)", "capability ΔCE": "capability proxy: ΔCE"}
+# Table 5's column titles for the data's keys
+COLUMNS = {"harmless/add": "harmless refused, added (induce)", "first-token KL": "first-token KL (harmless, ablated)",
+           "capability CE": "capability proxy: CE (nats/token)"}
 
 
 def table5(data: dict) -> pd.DataFrame:
