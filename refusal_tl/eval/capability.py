@@ -59,17 +59,35 @@ def completion_ce(model: RefusalModel, prompts: list[str], completions: list[str
     return out
 
 
-def capability_proxy(model: RefusalModel, prompts: list[str], direction: Directions, intervention: str = "ablate",
-                     max_new_tokens: int = 64, layer: int | None = None, alpha: float | None = None,
-                     batch_size: int = 16) -> CapabilityProxy:
-    """The proxy on harmless ``prompts`` (prompts whose greedy answer is empty are skipped)."""
-    hooks = direction_hooks(model, direction, intervention, layer, alpha)
+@dataclass
+class OwnAnswers:
+    """The model's own greedy answers to harmless prompts (empty ones dropped) and their clean CE:
+    the part of the proxy that does not depend on the intervention, shared by several directions."""
+
+    prompts: list[str]
+    completions: list[str]
+    ce_clean: float
+    max_new_tokens: int
+
+
+def own_answers(model: RefusalModel, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 16) -> OwnAnswers:
+    """Generate the answers once and score them without any intervention."""
     answers = generate(model, prompts, max_new_tokens, [], batch_size, desc="own completions")
     kept = [(p, a) for p, a in zip(prompts, answers) if a]
     if not kept:
         raise RefusalTLError("the model answered none of the prompts; use other (harmless) prompts.")
     ps, cs = [p for p, _ in kept], [a for _, a in kept]
-    clean = completion_ce(model, ps, cs, [], batch_size).mean()
+    return OwnAnswers(ps, cs, float(completion_ce(model, ps, cs, [], batch_size).mean()), max_new_tokens)
+
+
+def capability_proxy(model: RefusalModel, prompts: list[str], direction: Directions, intervention: str = "ablate",
+                     max_new_tokens: int = 64, layer: int | None = None, alpha: float | None = None,
+                     batch_size: int = 16, answers: OwnAnswers | None = None) -> CapabilityProxy:
+    """The proxy on harmless ``prompts`` (prompts whose greedy answer is empty are skipped);
+    ``answers``: :func:`own_answers` of these prompts, when already made for another direction."""
+    answers = answers or own_answers(model, prompts, max_new_tokens, batch_size)
+    ps, cs = answers.prompts, answers.completions
+    hooks = direction_hooks(model, direction, intervention, layer, alpha)
     intervened = completion_ce(model, ps, cs, hooks, batch_size).mean()
     kl = first_token_kl(model, ps, direction, intervention, layer, alpha, batch_size)
-    return CapabilityProxy(float(clean), float(intervened), kl, len(ps), max_new_tokens, intervention)
+    return CapabilityProxy(answers.ce_clean, float(intervened), kl, len(ps), answers.max_new_tokens, intervention)

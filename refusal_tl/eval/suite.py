@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from refusal_tl.eval.capability import capability_proxy
+from refusal_tl.eval.capability import capability_proxy, own_answers
 from refusal_tl.eval.evaluate import CONDITIONS, evaluate_conditions, evaluate_intervention, first_token_kl
 from refusal_tl.eval.judges import Judge
 from refusal_tl.eval.samples import evaluate_cone, evaluate_directions, evaluate_temperature
@@ -80,14 +80,16 @@ def method_table(model: RefusalModel, directions: dict[str, RefusalDirection], h
                                conditions=[c for c in CONDITIONS if c[1] == "none"])
     rows = [{"method": "no intervention", **{k: r.rate for k, r in base.items()}}]
     completions = {"no intervention": {k: r.completions for k, r in base.items()}}
+    answers = own_answers(model, capability_prompts, max_new_tokens, batch_size) if capability_prompts else None
+    if answers:
+        rows[0]["capability CE"] = answers.ce_clean
     for name, d in directions.items():
         runs = evaluate_conditions(model, d, harmful, harmless, max_new_tokens, judge, batch_size,
                                    conditions=[c for c in CONDITIONS if c[1] != "none"])
         row = {"method": name, **{k: r.rate for k, r in runs.items()},
                "first-token KL": first_token_kl(model, harmless, d, "ablate", batch_size=batch_size)}
-        if capability_prompts:
-            cap = capability_proxy(model, capability_prompts, d, "ablate", max_new_tokens, batch_size=batch_size)
-            rows[0]["capability CE"] = cap.ce_clean
+        if answers:
+            cap = capability_proxy(model, capability_prompts, d, "ablate", batch_size=batch_size, answers=answers)
             row |= {"capability CE": cap.ce_intervened, "capability ΔCE": cap.delta_ce}
         rows.append(row)
         completions[name] = {k: r.completions for k, r in runs.items()}
@@ -144,7 +146,7 @@ def temperature_curves(model: RefusalModel, prompts: list[str], direction: Refus
         res = evaluate_temperature(model, prompts, direction, "ablate", temperature=t, n=n, seed=seed,
                                    max_new_tokens=max_new_tokens)
         curves.append({"temperature": t, "rate": res.rate, "best_of_n": [[k, v] for k, v in res.best_of_n().items()]})
-    return {"method": getattr(direction, "method", None), "curves": curves}
+    return {"method": direction.method, "curves": curves}
 
 
 def sweeps(model: RefusalModel, directions: dict[str, RefusalDirection], harmful: list[str], sensitive: list[str],
