@@ -21,6 +21,7 @@ from refusal_tl.gcg.tokens import allowed_tokens
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.io import ensure_dir, json_digest, read_json, tensor_digest, write_json, write_text
 from refusal_tl.model import RefusalModel
+from refusal_tl.optim import check_checkpoints
 from refusal_tl.repind.traces import cosine_traces
 from refusal_tl.steer.generation import generate
 from refusal_tl.steer.hooks import ablation_hooks
@@ -52,8 +53,7 @@ def run_gcg(cfg: GcgConfig, model: RefusalModel, direction: RefusalDirection, di
     direction.check_width(model.d_model)
     layer = model.check_layer(cfg.layer(model.n_layers))
     out = ensure_dir(Path(out))
-    for path in (out / "checkpoints").glob("*.json"):  # a corrupt one fails now, not after the targets
-        read_json(path, "GCG checkpoint")
+    check_checkpoints((out / "checkpoints").glob("*.json"))  # a corrupt one fails now, not after the targets
     prompts = prompts[:cfg.n_prompts]
     targets = dim_targets(model, dim, prompts, cfg, out)
     allowed = allowed_tokens(model.tokenizer, model.hf_model.get_input_embeddings().weight.shape[0])

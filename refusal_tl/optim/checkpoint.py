@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.io import load_tensors, save_tensors
+from refusal_tl.io import load_tensors, read_json, save_tensors
 
 FORMAT = 1
 
@@ -36,10 +36,15 @@ def save_checkpoint(path: str | Path, rows: torch.Tensor, vectors: list[torch.Te
 
 
 def check_checkpoints(paths) -> None:
-    """Open every existing checkpoint among ``paths`` now (cheap), so that a corrupt one fails
-    with its one-line error before any prompt is generated or scored."""
-    for path in paths:
-        if Path(path).is_file():
+    """Open every existing checkpoint among ``paths`` now (cheap): training checkpoints
+    (safetensors) or JSON ones (GCG), so that a corrupt one fails with its one-line error before
+    any prompt is generated or scored."""
+    for path in map(Path, paths):
+        if not path.is_file():
+            continue
+        if path.suffix == ".json":
+            read_json(path, "checkpoint")
+        else:
             load_tensors(path, "training checkpoint")
 
 

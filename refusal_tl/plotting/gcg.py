@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from refusal_tl.plotting.common import COLORS
+from refusal_tl.plotting.common import COLORS, completions_table
 
 
 def cos_drop(row: dict) -> float | None:
@@ -81,8 +81,6 @@ def aux_effect(runs: dict[str, list[dict]], baseline: float | None = None,
 
 def suffix_table(rows: list[dict]) -> go.Figure:
     """Each suffixed prompt with its target and the model's answer (notebook 05, the report)."""
-    from refusal_tl.plotting.common import completions_table
-
     return completions_table([r["prompt"] + " " + r["suffix"] for r in rows], {
         "target (DIM ablated, 20 chars)": [r["target"] for r in rows],
         "answer to the suffixed prompt": [r["completion"] for r in rows],
