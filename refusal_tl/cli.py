@@ -53,15 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("reproduce", help="every stage of the paper in order, in one run directory",
                         formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
-DIM -> RDO -> cones -> RDO-perp + RepInd -> GCG with one profile, in RUN. A stage whose
-results are already in RUN with the same key (model weights, prompts, config) is reused;
-an interrupted stage resumes from its checkpoints. Wall time and peak memory per stage go to
-RUN/timings.json. Then the evaluation on held-out prompts (the profile's `report` sizes,
-cached in RUN/eval) and RUN/report.html: every figure of notebooks 01-05 and a results
-table shaped like the paper's Table 5. --stages picks some (the stages they read are added).
-
-Bundled model, 2-core CPU: cpu ~2 h 15 min (README: cost per stage); ci: DIM ~8 min plus a few
-minutes per later stage (not timed end to end yet); paper: a GPU.""")
+DIM -> RDO -> cones -> RDO-perp + RepInd -> GCG with one profile, in RUN; a stage already in
+RUN with the same key (weights, prompts, config) is reused, an interrupted one resumes. Then the
+held-out evaluation (profile key `report`, cached in RUN/eval) and RUN/report.html: every figure
+of notebooks 01-05 and a Table-5-shaped table. Wall time and peak memory: RUN/timings.json.
+--stages picks some (plus what they read). Bundled model, 2-core CPU: cpu ~2 h 15 min (README).""")
     model_args(rp)
     rp.add_argument("--out", required=True, type=Path, help="run directory RUN")
     rp.add_argument("--profile", default="cpu", choices=list(profiles.NAMES),
