@@ -254,11 +254,13 @@ L and alpha default to the direction's layer and norm from its metadata.""")
 Bakes directional ablation into the weights (W <- W - r r^T W on the embedding, every
 attention o_proj and MLP down_proj; a tied unembedding is untied and kept) and writes
 safetensors + config + tokenizer to OUT: AutoModelForCausalLM.from_pretrained(OUT) then
-refuses like the hook-ablated model. Several --direction flags bake their span.""")
+refuses like the hook-ablated model (--format gguf: OUT/model.gguf, for llama.cpp too).
+Several --direction flags bake their span.""")
     model_args(x)
     x.add_argument("--direction", required=True, type=Path, action="append", help="direction file (repeatable)")
     x.add_argument("--out", required=True, type=Path, help="output folder (replaced if it is an earlier export)")
-    x.add_argument("--format", default="hf", choices=["hf"], help="hf (for GGUF, convert OUT with llama.cpp)")
+    x.add_argument("--format", default="hf", choices=["hf", "gguf"], help="gguf: Qwen2 / Llama models only")
+    x.add_argument("--gguf-dtype", default="f32", choices=["f32", "f16"], help="GGUF tensor type (f16: half the file)")
 
     ch = sub.add_parser("chat", help="chat with the original and the intervened model side by side",
                         formatter_class=argparse.RawDescriptionHelpFormatter, description="""\

@@ -108,9 +108,10 @@ def cmd_export(args) -> None:
 
     directions = [load_direction(p) for p in args.direction]
     model = load_model(args.model, args.device, args.dtype, args.device_map)
-    out = export_model(model, directions, args.out, args.format)
+    out = export_model(model, directions, args.out, args.format, args.gguf_dtype)
+    how = f"'{out}', gguf_file='model.gguf'" if args.format == "gguf" else f"'{out}'"
     print(f"wrote {out}: {model.name} with {', '.join(d.method for d in directions)} ablated in the weights "
-          f"(load it with AutoModelForCausalLM.from_pretrained('{out}'))")
+          f"(load it with AutoModelForCausalLM.from_pretrained({how}))")
 
 
 def cmd_chat(args) -> None:

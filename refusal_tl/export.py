@@ -6,6 +6,10 @@ MLP ``down_proj``; :func:`refusal_tl.steer.hooks.orthogonalize_weights`). The un
 *not* changed: a model whose input and output embeddings are tied is untied first, otherwise
 projecting the embedding would also project the unembedding, which ablation hooks never touch.
 
+``--format gguf`` writes the same weights as one GGUF file (``OUT/model.gguf``, F32 or F16, via
+the ``gguf`` package; :mod:`refusal_tl.gguf_file`) that llama.cpp runs and transformers loads with
+``from_pretrained(OUT, gguf_file="model.gguf")``.
+
 The export is built in a temporary sibling folder and renamed onto ``out`` at the end, so an
 interrupted export leaves nothing half-written.
 """
@@ -28,7 +32,8 @@ from refusal_tl.io import ensure_dir
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.hooks import orthogonalize_weights
 
-FORMATS = ("hf",)
+FORMATS = ("hf", "gguf")
+GGUF_NAME = "model.gguf"
 INFO = "refusal_tl_export.json"
 
 
@@ -60,19 +65,23 @@ def baked_model(model: RefusalModel, directions: list[RefusalDirection]):
 
 
 def export_model(model: RefusalModel, directions: RefusalDirection | list[RefusalDirection],
-                 out: str | Path, fmt: str = "hf") -> Path:
+                 out: str | Path, fmt: str = "hf", gguf_dtype: str = "f32") -> Path:
     """Write the orthogonalised model to ``out`` (a folder) and return it.
 
     ``hf``: ``model.safetensors`` + config + tokenizer, loadable with
-    ``AutoModelForCausalLM.from_pretrained(out)``. For a GGUF file, convert that folder with
-    llama.cpp's ``convert_hf_to_gguf.py``.
+    ``AutoModelForCausalLM.from_pretrained(out)``. ``gguf``: ``out/model.gguf`` (tensors in
+    ``gguf_dtype``, ``f32`` or ``f16``), loadable with ``from_pretrained(out, gguf_file="model.gguf")``,
+    ``load_model("out/model.gguf")`` or llama.cpp.
     """
     if fmt not in FORMATS:
-        raise RefusalTLError(f"unknown export format {fmt!r}: only 'hf' is written (convert it to GGUF with "
-                             "llama.cpp's convert_hf_to_gguf.py).")
+        raise RefusalTLError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
     directions = [directions] if isinstance(directions, RefusalDirection) else list(directions)
     if not directions:
         raise RefusalTLError("export needs at least one direction (--direction FILE).")
+    if fmt == "gguf":
+        from refusal_tl.gguf_file import check_gguf
+
+        check_gguf(model.hf_model.config, model.tokenizer, gguf_dtype)
     out = Path(out)
     if out.exists() and not (out / INFO).is_file():
         raise RefusalTLError(f"{out} exists and is not a refusal_tl export; choose another --out.")
@@ -80,9 +89,15 @@ def export_model(model: RefusalModel, directions: RefusalDirection | list[Refusa
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
     try:
         hf = baked_model(model, directions)
-        hf.save_pretrained(tmp, safe_serialization=True)
-        model.tokenizer.save_pretrained(tmp)
+        if fmt == "gguf":
+            from refusal_tl.gguf_file import write_gguf
+
+            write_gguf(hf, model.tokenizer, tmp / GGUF_NAME, gguf_dtype, name=f"{model.name} (refusal ablated)")
+        else:
+            hf.save_pretrained(tmp, safe_serialization=True)
+            model.tokenizer.save_pretrained(tmp)
         info = {"source_model": model.name, "source_weights_sha": model.weights_sha, "format": fmt,
+                **({"gguf_dtype": gguf_dtype} if fmt == "gguf" else {}),
                 "directions": [d.metadata() for d in directions],
                 "how": "W <- W - r r^T W on embed_tokens, o_proj, down_proj; lm_head untied and unchanged"}
         (tmp / INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")

@@ -6,7 +6,7 @@ from transformers import AutoModelForCausalLM
 
 from refusal_tl import data
 from refusal_tl.eval.evaluate import evaluate_intervention
-from refusal_tl.export import export_model
+from refusal_tl.export import GGUF_NAME, export_model
 from refusal_tl.model import load_model
 from refusal_tl.steer.forward import last_logits
 from refusal_tl.steer.hooks import ablation_hooks
@@ -37,3 +37,15 @@ def test_exported_model_answers_like_the_hook_ablated_one(qwen, dim_run, exporte
     baked = evaluate_intervention(load_model(str(exported)), prompts, max_new_tokens=16)
     assert baked.completions == hooked.completions
     assert baked.rate == hooked.rate
+
+
+def test_gguf_export_reproduces_hook_ablation_and_the_tokenizer(qwen, dim_run, tmp_path):
+    out = export_model(qwen, dim_run.direction, tmp_path / "qwen-dim-gguf", fmt="gguf")
+    prompts = data.bundled("harmful", "test", 4) + data.bundled("harmless", "test", 2)
+    batch = qwen.chat.tokenize(prompts, share_prefix=False)
+    hooked = last_logits(qwen, batch, ablation_hooks(dim_run.direction.vector, qwen.n_layers))
+    baked = load_model(str(out / GGUF_NAME))  # transformers' GGUF loader, as for the bundled model itself
+    assert torch.equal(baked.chat.tokenize(prompts, share_prefix=False).ids, batch.ids)
+    delta = (last_logits(baked, batch) - hooked).abs().max().item()
+    print(f"max |Δ logit| GGUF export vs hooks: {delta:.2e}")
+    assert delta <= 1e-4
