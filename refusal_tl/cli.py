@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="refusal-tl", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True,
-                           metavar="{reproduce,dim,rdo,cone,repind,traces,gcg,eval,export,chat}")
+                           metavar="{reproduce,dim,rdo,cone,repind,traces,gcg,eval,bench,export,chat}")
 
     def run_args(sp, flag: str, what: str):
         sp.add_argument(flag, required=True, type=Path, help=f"run directory RUN_DIR{what}")
@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device-map", default=None, help="passed to from_pretrained, e.g. 'auto' for multi-GPU")
         sp.add_argument("--batch-size", type=int, default=None, help="prompts per forward pass")
         sp.add_argument("-v", "--verbose", action="store_true")
+
+    def train_args(sp):
+        sp.add_argument("--epochs", type=int, default=None)
+        sp.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
+        sp.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
+        sp.add_argument("--max-steps", type=int, default=None, help="stop (each run) after this many steps; resumable")
+        sp.add_argument("--n-train", type=int, default=None, help="train prompts per class before filtering")
+        sp.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
+        sp.add_argument("--seed", type=int, default=None)
 
     rp = sub.add_parser("reproduce", help="every stage of the paper in order, in one run directory",
                         formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
@@ -74,7 +83,6 @@ then Arditi et al.'s selection: lowest refusal score under ablation on harmful v
 among candidates with KL <= 0.1 on harmless val, induce score >= 0 and not in the last
 20% of layers. Writes RUN_DIR/dim/{direction.safetensors,direction.json,selection.csv,
 candidates.safetensors,metadata.json,figures/*.html}. Reruns resume from checkpoints.
-
 Profiles (bundled model, 2-core CPU): ci ~4 min, cpu ~15 min, paper: use a GPU.""")
     model_args(d)
     run_args(d, "--out", "")
@@ -96,7 +104,6 @@ profile uses the paper's retain KL, ci/cpu the authors' code's summed retain KL)
 Writes RUN_DIR/rdo/{direction.safetensors,direction.json,history.json,metadata.json,
 checkpoint.safetensors,figures/}. Training checkpoints every step; rerun the same command
 to resume.
-
 Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU.""")
     model_args(r)
     run_args(r, "--run", " (with dim/ from `refusal-tl dim`)")
@@ -109,19 +116,13 @@ Profiles (bundled model, 2-core CPU): ci ~2 min, cpu ~15 min, paper: use a GPU."
                         "code: the authors' reversed KL summed over the window (ci/cpu)")
     r.add_argument("--selection", default="lowest_loss", choices=["lowest_loss", "last20"],
                    help="lowest_loss (official) or Arditi's filters over the last 20 steps")
-    r.add_argument("--n-train", type=int, default=None, help="train prompts per class before filtering")
-    r.add_argument("--epochs", type=int, default=None)
-    r.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
-    r.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
+    train_args(r)
     r.add_argument("--restarts", type=int, default=None,
                    help="random initialisations (seeds SEED, SEED+1, ...); the lowest training loss wins (default 1)")
     r.add_argument("--refusal-targets", choices=["all", "refusing"], default=None,
                    help="L_add on every t_refusal (paper) or only on those that are refusals (ci/cpu profiles)")
     r.add_argument("--plateau-window", type=int, default=None,
                    help="step losses averaged by the reduce-on-plateau rule (1: the paper's raw step loss)")
-    r.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resumable)")
-    r.add_argument("--seed", type=int, default=None)
-    r.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
     r.add_argument("--harmful-train", default=None, help="harmful train prompts file; default bundled")
     r.add_argument("--harmless-train", default=None, help="harmless train prompts file; default bundled")
     r.add_argument("--orthogonal-to", type=Path, action="append", default=None, metavar="FILE",
@@ -137,20 +138,13 @@ traces at the last prompt token, layers 0..0.9L-1, both ways). Each of --candida
 starts keeps its lowest-loss vector; the one with the lowest refusal score under ablation on
 the filtered harmful val prompts wins. Writes RUN_DIR/repind-{k}/{direction.safetensors,
 history.json,metadata.json,candidate{c}.safetensors}; rerun the same command to resume.
-
 Profiles (bundled model, 2-core CPU): ci ~3 min, cpu ~10 min for K=2, paper: use a GPU.""")
     model_args(ri)
     run_args(ri, "--run", " (with dim/ from `refusal-tl dim`)")
     ri.add_argument("--k", type=int, default=None, help="how many directions (default from the profile)")
     ri.add_argument("--candidates", type=int, default=None, help="random starts per direction")
     ri.add_argument("--lambda-ind", type=float, default=None, help="weight of L_ind (default 200)")
-    ri.add_argument("--epochs", type=int, default=None)
-    ri.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
-    ri.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
-    ri.add_argument("--max-steps", type=int, default=None, help="stop each candidate after this many steps")
-    ri.add_argument("--n-train", type=int, default=None, help="train prompts per class before filtering")
-    ri.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
-    ri.add_argument("--seed", type=int, default=None)
+    train_args(ri)
 
     t = sub.add_parser("traces", help="cosine traces of a direction, clean and with another one ablated (Fig. 6)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
@@ -173,7 +167,6 @@ of its cone {normalise(s^T B): s >= 0} mediates refusal: the RDO loss on fresh c
 dimension starts from the previous one's lowest-loss basis plus one random row. Writes
 RUN_DIR/cone/dim{N}/{basis.safetensors,basis.json,history.json,selection.json,
 metadata.json,checkpoint.safetensors}; rerun the same command to resume.
-
 Profiles (bundled model, 2-core CPU): ci ~6 min, cpu ~28 min (dims 2 and 3), paper: use a GPU.""")
     model_args(c)
     run_args(c, "--run", " (with dim/ and, for --init rdo, rdo/)")
@@ -186,13 +179,7 @@ Profiles (bundled model, 2-core CPU): ci ~6 min, cpu ~28 min (dims 2 and 3), pap
     c.add_argument("--filter-samples", type=int, default=None, help="fixed samples behind the selection filters")
     c.add_argument("--kl-threshold", type=float, default=None, help="largest allowed sample KL (default 0.1)")
     c.add_argument("--early-stop", action="store_true", help="stop growing when no basis vector bypasses refusal")
-    c.add_argument("--epochs", type=int, default=None)
-    c.add_argument("--accumulation", type=int, default=None, help="examples per optimizer step")
-    c.add_argument("--micro-batch", type=int, default=None, help="examples per forward pass (speed/memory only)")
-    c.add_argument("--max-steps", type=int, default=None, help="stop each dimension after this many steps")
-    c.add_argument("--n-train", type=int, default=None, help="train prompts per class before filtering")
-    c.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
-    c.add_argument("--seed", type=int, default=None)
+    train_args(c)
 
     g = sub.add_parser("gcg", help="adversarial suffixes that switch a direction off from the input (GCG)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
@@ -262,11 +249,20 @@ Several --direction flags bake their span.""")
     x.add_argument("--format", default="hf", choices=["hf", "gguf"], help="gguf: Qwen2 / Llama models only")
     x.add_argument("--gguf-dtype", default="f32", choices=["f32", "f16"], help="GGUF tensor type (f16: half the file)")
 
+    about = ("capability benchmarks (lm-eval) with and without the direction ablated (in the weights; chat "
+             "template). The paper's tasks download from the Hugging Face Hub; offline, use eval --capability.")
+    b = sub.add_parser("bench", help=about.split(" (")[0], description=about)
+    model_args(b)
+    b.add_argument("--direction", required=True, type=Path, action="append", help="direction file (repeatable)")
+    b.add_argument("--tasks", default="paper", help="comma list of lm-eval tasks (paper: Table 4's four)")
+    b.add_argument("--limit", type=int, default=None, help="first N documents per task (default: all)")
+    b.add_argument("--tasks-dir", type=Path, default=None, help="folder of your own lm-eval task YAMLs")
+    b.add_argument("--out", required=True, type=Path, help="output JSON file")
+
     ch = sub.add_parser("chat", help="chat with the original and the intervened model side by side",
-                        formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
-Every message goes to both: the original model (left) and the model under the intervention
-(right), streamed token by token (greedy). Each keeps its own conversation. /reset clears
-them, /quit or Ctrl-D leaves.""")
+                        description="Every message goes to both: the original model (left) and the model under the "
+                                    "intervention (right), streamed (greedy), each with its own conversation. /reset "
+                                    "clears them, /quit or Ctrl-D leaves.")
     model_args(ch)
     ch.add_argument("--direction", required=True, type=Path, action="append", help="direction file (repeatable)")
     ch.add_argument("--intervention", default="ablate", choices=["ablate", "subtract", "add"])

@@ -114,6 +114,22 @@ def cmd_export(args) -> None:
           f"(load it with AutoModelForCausalLM.from_pretrained({how}))")
 
 
+def cmd_bench(args) -> None:
+    from refusal_tl.eval.benchmarks import lm_eval_scores
+    from refusal_tl.io import ensure_dir, write_json
+    from refusal_tl.model import load_model
+
+    tasks = list(profiles.BENCH_TASKS) if args.tasks == "paper" else [t for t in args.tasks.split(",") if t]
+    directions = [load_direction(p) for p in args.direction]
+    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
+    model = load_model(args.model, args.device, args.dtype, args.device_map)
+    name = "ablated: " + " + ".join(d.method for d in directions)
+    res = lm_eval_scores(model, {name: directions}, tasks, args.limit, args.batch_size or 8, args.tasks_dir)
+    write_json(args.out, res.to_dict())
+    print(res.table().to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print(f"({res.seconds:.0f} s) -> {args.out}")
+
+
 def cmd_chat(args) -> None:
     from refusal_tl.chat import Side, run_chat
     from refusal_tl.eval.evaluate import check_several, direction_hooks

@@ -34,6 +34,9 @@ STAGES = ("dim", "rdo", "cone", "repind", "gcg")
 # RDO's loss weights λ_abl, λ_add, λ_ret (paper Algorithm 1): written once, here.
 RDO_WEIGHTS = {"abl": 1.0, "add": 0.2, "ret": 1.0}
 
+# The paper's capability benchmarks (Table 4), run with lm-eval by `refusal-tl bench`.
+BENCH_TASKS = ("truthfulqa_mc2", "arc_challenge", "mmlu", "gsm8k")
+
 # Public train/val sets by name (refusal_tl.data.load_source), used by the paper profile.
 PAPER_SOURCES = dict(harmful_train="hub:salad:train", harmless_train="hub:alpaca:train",
                      harmful_val="hub:salad:val", harmless_val="hub:alpaca:val")
@@ -56,7 +59,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                      n_cone_samples=4, n_cone_eval=6, n_cone_alphas=3, n_trace=8, bon_temperatures=(1.0,)),
         # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
         "report": dict(n_eval=6, n_capability=4, max_new_tokens=16, n_sweep=4, n_alphas=2, n_cone_samples=4,
-                       n_cone_eval=4, n_cone_alphas=2, n_trace=4, bon_temperatures=(1.0,)),
+                       n_cone_eval=4, n_cone_alphas=2, n_trace=4, bon_temperatures=(1.0,), bench_tasks=None),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -75,8 +78,9 @@ PROFILES: dict[str, dict[str, dict]] = {
                      n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6, n_trace=32,
                      bon_temperatures=(0.5, 1.0)),
         # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
+        # lm-eval (bench_tasks) needs the Hub and hours of CPU for a 0.5B model: off; the proxy stands in
         "report": dict(n_eval=24, n_capability=12, max_new_tokens=32, n_sweep=8, n_alphas=4, n_cone_samples=16,
-                       n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,)),
+                       n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,), bench_tasks=None),
     },
     "paper": {
         "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
@@ -99,7 +103,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # the evaluation behind report.html (`refusal-tl reproduce`): the paper's sizes
         "report": dict(n_eval=128, n_capability=128, max_new_tokens=512, n_sweep=128, n_alphas=16,
                        n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
-                       bon_temperatures=(0.2, 0.5, 1.0, 1.2)),
+                       bon_temperatures=(0.2, 0.5, 1.0, 1.2), bench_tasks=BENCH_TASKS),
     },
 }
 NAMES = tuple(PROFILES)

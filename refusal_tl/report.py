@@ -63,6 +63,21 @@ def write_report(path: str | Path, sections: list[Section], title: str, meta: di
     return write_text(path, render(sections, title, meta))
 
 
+def benchmark_section(b: dict) -> Section:
+    """lm-eval's scores without and with each direction ablated, or why they are missing."""
+    from refusal_tl.eval.benchmarks import BenchmarkScores
+
+    title = "Capability benchmarks with lm-eval (paper Table 4)"
+    if "unavailable" in b:
+        return Section(title, text=f"Not run: {b['unavailable']} The offline capability proxy is in the results "
+                                   "table above.")
+    table = BenchmarkScores(**b).table()
+    wide = table.pivot(index=["task", "metric"], columns="condition", values="score").reset_index()
+    return Section(title, text=f"The directions ablated in the weights (equal to hook ablation), chat template, "
+                               f"{'all' if b['limit'] is None else b['limit']} documents per task.",
+                   tables=[wide])
+
+
 def stage_sections(results: dict, evals: dict | None = None) -> list[Section]:
     """Sections for the stages present in ``results`` (stage name -> result, as reproduce keeps them)
     and the evaluations in ``evals`` (:func:`refusal_tl.eval.suite.evaluate_run`)."""
@@ -89,6 +104,8 @@ def stage_sections(results: dict, evals: dict | None = None) -> list[Section]:
                                 f"capability columns are an offline proxy on {m['n_capability']} harmless prompts "
                                 "(CE of the model's own answers under ablation), not the paper's benchmarks.",
                            tables=[figs.table5(m)], figures=fig))
+    if "benchmarks" in evals:
+        out.append(benchmark_section(evals["benchmarks"]))
     if "cone" in results:
         r = results["cone"]
         rows = [dict(dims=n, step=s.step + 1, **{k: s.chosen.get(k) for k in

@@ -117,3 +117,47 @@ def assert_one_line_error(code: int, err: str, match: str) -> None:
     assert code == 2, err
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
     assert match in err, err
+
+
+# lm-eval tasks of our own (a few questions in local files), for benchmark tests without the Hub
+QUESTIONS = [("Is the sea wet?", ["yes", "no"], 0), ("What do you cook?", ["rice", "a car", "wifi"], 0),
+             ("Tell me a story about the sea", ["a poem", "a bomb"], 0), ("Why the sea?", ["sorry", "python"], 1)]
+MC = """task: tiny_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: "{{{{answer}}}}"
+metric_list:
+  - metric: acc
+"""
+PPL = """task: tiny_ppl
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: loglikelihood
+doc_to_text: "{{{{question}}}}"
+doc_to_target: "{{{{' ' + choices[answer]}}}}"
+metric_list:
+  - metric: perplexity
+    aggregation: perplexity
+    higher_is_better: false
+"""
+
+
+def write_lm_eval_tasks(folder):
+    """``tiny_mc`` (multiple choice, acc) and ``tiny_ppl`` (log-likelihood, perplexity) in ``folder``."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "questions.jsonl"
+    data.write_text("".join(json.dumps(dict(question=q, choices=c, answer=a)) + "\n" for q, c, a in QUESTIONS))
+    (folder / "tiny_mc.yaml").write_text(MC.format(data=data))
+    (folder / "tiny_ppl.yaml").write_text(PPL.format(data=data))
+    return folder

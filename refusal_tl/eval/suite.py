@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.capability import capability_proxy, own_answers
 from refusal_tl.eval.evaluate import CONDITIONS, evaluate_conditions, evaluate_intervention, first_token_kl
 from refusal_tl.eval.judges import Judge
@@ -187,6 +188,20 @@ def repind_rates(model: RefusalModel, harmful: list[str], trace_prompts: list[st
             "interference": {"names": names, "matrix": matrix.tolist()}}
 
 
+def benchmarks(model: RefusalModel, dirs: dict[str, RefusalDirection], run, s: dict) -> dict:
+    """lm-eval's tasks ``s["bench_tasks"]`` without and with each direction ablated (paper Table 4),
+    or ``{"unavailable": why}`` (no lm-eval, no Hub): the report then says so and keeps the proxy."""
+    from refusal_tl.eval.benchmarks import lm_eval_scores
+
+    tasks, limit, folder = list(s["bench_tasks"]), s.get("bench_limit"), s.get("bench_tasks_dir")
+    try:
+        return run("benchmarks", lambda: lm_eval_scores(model, {k: [d] for k, d in dirs.items()}, tasks, limit,
+                                                        task_dir=folder).to_dict(),
+                   dirs=dirs, tasks=tasks, limit=limit, folder=folder)
+    except RefusalTLError as e:
+        return {"unavailable": str(e)}
+
+
 def evaluate_run(results: dict, model: RefusalModel, run_dir: str | Path | None, s: dict) -> dict[str, dict]:
     """Every evaluation the report draws for the stages in ``results`` (as
     :func:`refusal_tl.reproduce.reproduce` keeps them), on the bundled held-out prompts with the
@@ -200,6 +215,7 @@ def evaluate_run(results: dict, model: RefusalModel, run_dir: str | Path | None,
 
     def run(name, compute, **key):
         out[name] = cached(run_dir, name, eval_key(model, evaluation=name, **key), compute)
+        return out[name]
 
     if dirs:
         cap = data.bundled("harmless", "test", s["n_capability"])
@@ -209,6 +225,8 @@ def evaluate_run(results: dict, model: RefusalModel, run_dir: str | Path | None,
         sensitive = data.bundled("sensitive", "all", s["n_sweep"])
         run("sweeps", lambda: sweeps(model, dirs, sweep_harmful, sensitive, s["n_alphas"], mnt),
             dirs=dirs, prompts=[sweep_harmful, sensitive], n_alphas=s["n_alphas"], mnt=mnt)
+    if dirs and s.get("bench_tasks"):
+        out["benchmarks"] = benchmarks(model, dirs, run, s)
     if "cone" in results:
         cones, m = results["cone"].cones, s["n_cone_samples"]
         ch, cs = data.bundled("harmful", "test", s["n_cone_eval"]), data.bundled("harmless", "test", s["n_cone_eval"])

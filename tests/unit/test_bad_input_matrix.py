@@ -11,7 +11,7 @@ import torch
 from helpers import assert_one_line_error, run_cli
 from refusal_tl.geometry import RefusalCone, RefusalDirection
 
-SUBCOMMANDS = ("dim", "rdo", "cone", "repind", "traces", "gcg", "eval", "export", "chat", "reproduce")
+SUBCOMMANDS = ("dim", "rdo", "cone", "repind", "traces", "gcg", "eval", "bench", "export", "chat", "reproduce")
 
 
 class World:
@@ -46,6 +46,7 @@ class World:
             "gcg": ["gcg", *m, "--run", run, "--profile", "ci", "--direction", d, "--prompts", p, "--steps", "1",
                     "--out", out],
             "eval": ["eval", *m, "--direction", d, "--intervention", "ablate", "--prompts", p, "--out", out / "e.json"],
+            "bench": ["bench", *m, "--direction", d, "--tasks", "tiny_task", "--out", out / "b.json"],
             "export": ["export", *m, "--direction", d, "--out", out],
             "chat": ["chat", *m, "--direction", d],
             "reproduce": ["reproduce", *m, "--out", out, "--profile", "ci", "--stages", "dim"],
@@ -71,7 +72,7 @@ CASES = [
      "bad.jsonl:2 is not valid JSON"),
     ("unreadable prompt file", ("traces", "gcg", "eval"), lambda w, c: w.args(c, prompts=w.root / "missing.jsonl"),
      "missing.jsonl"),
-    ("direction of the wrong width", ("traces", "gcg", "eval", "export", "chat"),
+    ("direction of the wrong width", ("traces", "gcg", "eval", "bench", "export", "chat"),
      lambda w, c: w.args(c, direction=w.root / "wide.safetensors"), "width 64"),
     ("orthogonal-to of the wrong width", ("rdo",),
      lambda w, c: w.args(c, extra=["--orthogonal-to", w.root / "wide.safetensors"]), "width 64"),
@@ -85,7 +86,7 @@ CASES = [
      lambda w, c: w.args(c, run=w.root / "other"), "other-model"),
     ("run directory without DIM", ("rdo", "cone", "repind", "gcg"),
      lambda w, c: w.args(c, run=w.root / "nothing"), "refusal-tl dim --out"),
-    ("unwritable output", ("dim", "traces", "gcg", "eval", "export", "reproduce"),
+    ("unwritable output", ("dim", "traces", "gcg", "eval", "bench", "export", "reproduce"),
      lambda w, c: w.args(c, out=_blocked(w)), "cannot create output directory"),
 ]
 MATRIX = [pytest.param(c, build, match, id=f"{c}: {name}") for name, cmds, build, match in CASES for c in cmds]

@@ -18,7 +18,7 @@ from refusal_tl.geometry import RefusalDirection
 from refusal_tl.rdo import RdoRunConfig, run_rdo
 from refusal_tl.repind import RepIndRunConfig, run_repind
 from refusal_tl.report import stage_configs, stage_sections, write_report
-from tests.helpers import PROMPTS
+from tests.helpers import PROMPTS, write_lm_eval_tasks
 
 CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 
@@ -59,7 +59,8 @@ def evals(tiny, results, tmp_path_factory):
     """The report's evaluations of those stages on the tiny model, cached in a run directory."""
     run = tmp_path_factory.mktemp("evalrun")
     stages = {"dim": results["_dim"]} | {k: v for k, v in results.items() if k != "_dim"}
-    return suite.evaluate_run(stages, tiny, run, profiles.profile("ci", "report") | SMALL), run, stages
+    bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")))
+    return suite.evaluate_run(stages, tiny, run, profiles.profile("ci", "report") | SMALL | bench), run, stages
 
 
 def _stages(results):
@@ -99,7 +100,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(results, eva
 
 def test_evaluations_give_table5_and_the_notebooks_figures(results, evals):
     data, _, _ = evals
-    assert set(data) == {"methods", "sweeps", "cone_ablate", "cone_induce", "temperatures", "cone_sweep", "repind"}
+    assert set(data) == {"methods", "sweeps", "benchmarks", "cone_ablate", "cone_induce", "temperatures",
+                         "cone_sweep", "repind"}
     rows = data["methods"]["rows"]
     assert [r["method"] for r in rows] == ["no intervention", "DIM", "RDO"]
     assert all(0 <= r["harmful/ablate"] <= 1 and r["first-token KL"] >= 0 and "capability ΔCE" in r for r in rows[1:])
@@ -111,6 +113,9 @@ def test_evaluations_give_table5_and_the_notebooks_figures(results, evals):
     assert list(table.method) == ["no intervention", "DIM", "RDO"] and table.shape[1] == 6
     # every figure has data: at least one trace (or a heat-map / table)
     assert all(len(f.data) > 0 for s in sections for f in s.figures.values())
+    bench = next(s for s in sections if "lm-eval" in s.title).tables[0]  # paper Table 4's shape
+    assert {"DIM", "RDO", "no intervention"} <= set(bench.columns) and list(bench.task) == ["tiny_ppl"]
+    assert len({bench[c].iloc[0] for c in ("DIM", "RDO", "no intervention")}) == 3
     cone = next(s for s in sections if s.title.startswith("Refusal cones")).tables[0]
     assert 0 <= cone.share_halving_refusal.iloc[0] <= 1 and cone.samples_evaluated.iloc[0] == SMALL["n_cone_samples"]
 
@@ -123,8 +128,17 @@ def test_a_second_evaluation_reads_the_cache_and_a_changed_direction_recomputes(
         raise AssertionError("generated although cached")
     for name in ("method_table", "cone_rates", "temperature_curves", "sweeps", "cone_sweep", "repind_rates"):
         monkeypatch.setattr(mod, name, boom)
-    s = profiles.profile("ci", "report") | SMALL
+    monkeypatch.setattr("refusal_tl.eval.benchmarks.lm_eval_scores", boom)
+    bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")))
+    s = profiles.profile("ci", "report") | SMALL | bench
     assert suite.evaluate_run(stages, tiny, run, s) == data
+    monkeypatch.undo()  # lm-eval without its data (here: a task nobody has): the report says why, nothing breaks
+    missing = suite.evaluate_run(stages, tiny, run, s | dict(bench_tasks=["no_such_task"]))["benchmarks"]
+    assert "unknown lm-eval task(s) no_such_task" in missing["unavailable"]
+    section = next(x for x in stage_sections({}, {"benchmarks": missing}) if "lm-eval" in x.title)
+    assert section.text.startswith("Not run: unknown lm-eval task") and not section.tables
+    for name in ("method_table", "cone_rates", "temperature_curves", "sweeps", "cone_sweep", "repind_rates"):
+        monkeypatch.setattr(mod, name, boom)
     moved = SimpleNamespace(direction=RefusalDirection(stages["dim"].direction.vector.flip(0), 2, -1, tiny.name,
                                                         tiny.weights_sha))
     with pytest.raises(AssertionError, match="generated although cached"):
