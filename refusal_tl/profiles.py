@@ -59,7 +59,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                      n_cone_samples=4, n_cone_eval=6, n_cone_alphas=3, n_trace=8, bon_temperatures=(1.0,)),
         # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
         "report": dict(n_eval=6, n_capability=4, max_new_tokens=16, n_sweep=4, n_alphas=2, n_cone_samples=4,
-                       n_cone_eval=4, n_cone_alphas=2, n_trace=4, bon_temperatures=(1.0,), bench_tasks=None),
+                       n_cone_eval=4, n_cone_alphas=2, n_trace=4, bon_temperatures=(1.0,), bench_tasks=None,
+                       retain_lambdas=None),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -78,9 +79,11 @@ PROFILES: dict[str, dict[str, dict]] = {
                      n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6, n_trace=32,
                      bon_temperatures=(0.5, 1.0)),
         # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
-        # lm-eval (bench_tasks) needs the Hub and hours of CPU for a 0.5B model: off; the proxy stands in
+        # lm-eval (bench_tasks) needs the Hub and hours of CPU for a 0.5B model: off; the proxy stands in.
+        # retain_lambdas (Fig. 15) trains one RDO per λ_ret (~13 min each here): the paper profile only
         "report": dict(n_eval=24, n_capability=12, max_new_tokens=32, n_sweep=8, n_alphas=4, n_cone_samples=16,
-                       n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,), bench_tasks=None),
+                       n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,), bench_tasks=None,
+                       retain_lambdas=None),
     },
     "paper": {
         "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
@@ -103,7 +106,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         # the evaluation behind report.html (`refusal-tl reproduce`): the paper's sizes
         "report": dict(n_eval=128, n_capability=128, max_new_tokens=512, n_sweep=128, n_alphas=16,
                        n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
-                       bon_temperatures=(0.2, 0.5, 1.0, 1.2), bench_tasks=BENCH_TASKS),
+                       bon_temperatures=(0.2, 0.5, 1.0, 1.2), bench_tasks=BENCH_TASKS,
+                       retain_lambdas=(0.0, 0.1, 0.3, 1.0, 3.0), retain_epochs=1),
     },
 }
 NAMES = tuple(PROFILES)

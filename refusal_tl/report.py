@@ -98,7 +98,9 @@ def stage_sections(results: dict, evals: dict | None = None) -> list[Section]:
     if "methods" in evals:
         m = evals["methods"]
         fig = figs.method_figures(m) | (figs.sweep_figures(evals["sweeps"]) if "sweeps" in evals else {})
-        out.append(Section("Results on held-out prompts (the paper's Table 5, Fig. 2, Fig. 10, Fig. 22)",
+        if "retain" in evals:
+            fig["retain_pareto_fig15"] = figs.retain_figure(evals["retain"], m)
+        out.append(Section("Results on held-out prompts (the paper's Table 5, Fig. 2, Fig. 10, Fig. 15, Fig. 22)",
                            text=f"{len(m['prompts']['harmful'])} harmful and {len(m['prompts']['harmless'])} harmless "
                                 f"held-out prompts, greedy {m['max_new_tokens']} tokens, substring judge. The "
                                 f"capability columns are an offline proxy on {m['n_capability']} harmless prompts "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,6 +189,22 @@ def repind_rates(model: RefusalModel, harmful: list[str], trace_prompts: list[st
             "interference": {"names": names, "matrix": matrix.tolist()}}
 
 
+def retain_pareto(model: RefusalModel, rdo_config, run_dir: str | Path, s: dict, harmful: list[str],
+                  harmless: list[str]) -> dict:
+    """Paper Fig. 15: one RDO direction per λ_ret in ``s["retain_lambdas"]`` (``s["retain_epochs"]``
+    epochs each, resumable in ``RUN/rdo_ret{λ}``), its held-out refusal under ablation and its
+    first-token KL on harmless prompts (the offline side-effect axis)."""
+    from dataclasses import replace
+
+    from refusal_tl.rdo.sweep import retain_sweep
+
+    cfg = rdo_config
+    if s.get("retain_epochs"):
+        cfg = replace(cfg, rdo=replace(cfg.rdo, epochs=s["retain_epochs"]))
+    table = retain_sweep(model, run_dir, cfg, list(s["retain_lambdas"]), harmful, harmless, s["max_new_tokens"])
+    return {"rows": table.to_dict("records")}
+
+
 def benchmarks(model: RefusalModel, dirs: dict[str, RefusalDirection], run, s: dict) -> dict:
     """lm-eval's tasks ``s["bench_tasks"]`` without and with each direction ablated (paper Table 4),
     or ``{"unavailable": why}`` (no lm-eval, no Hub): the report then says so and keeps the proxy."""
@@ -225,6 +242,12 @@ def evaluate_run(results: dict, model: RefusalModel, run_dir: str | Path | None,
         sensitive = data.bundled("sensitive", "all", s["n_sweep"])
         run("sweeps", lambda: sweeps(model, dirs, sweep_harmful, sensitive, s["n_alphas"], mnt),
             dirs=dirs, prompts=[sweep_harmful, sensitive], n_alphas=s["n_alphas"], mnt=mnt)
+    if "rdo" in results and s.get("retain_lambdas"):  # trained beside the RDO run, in its RUN/rdo_ret{λ}
+        rdo_run = Path(results["rdo"].run_dir).parent
+        run("retain", lambda: retain_pareto(model, results["rdo"].config, rdo_run, s, harmful, harmless),
+            rdo=asdict(results["rdo"].config), s=[s["retain_lambdas"], s.get("retain_epochs")],
+            prompts=[harmful, harmless],
+            mnt=mnt)
     if dirs and s.get("bench_tasks"):
         out["benchmarks"] = benchmarks(model, dirs, run, s)
     if "cone" in results:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from refusal_tl.eval.suite import method_long
 from refusal_tl.plotting.common import completions_table, refusal_rates
 from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotonic_sweep
-from refusal_tl.plotting.rdo import addition_sweep, method_comparison
+from refusal_tl.plotting.rdo import addition_sweep, method_comparison, retain_pareto
 from refusal_tl.plotting.repind import cosine_traces, direction_bars, interference_heatmap, topk_ablation
 
 # Table 5's column titles for the data's keys
@@ -42,6 +42,13 @@ def table5(data: dict) -> pd.DataFrame:
             row[COLUMNS["capability CE"] + " (Δ)"] = f"{r['capability CE']:.3f}{delta}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def retain_figure(retain: dict, methods: dict | None = None) -> go.Figure:
+    """Fig. 15 from :func:`refusal_tl.eval.suite.retain_pareto`, with DIM's point when ``methods`` has it."""
+    dim = next((r for r in (methods or {}).get("rows", []) if r["method"] == "DIM"), None)
+    point = (dim["first-token KL"], dim["harmful/ablate"]) if dim else None
+    return retain_pareto(pd.DataFrame(retain["rows"]), point)
 
 
 def method_figures(data: dict, show: int = 4) -> dict[str, go.Figure]:

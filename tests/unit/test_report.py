@@ -59,7 +59,8 @@ def evals(tiny, results, tmp_path_factory):
     """The report's evaluations of those stages on the tiny model, cached in a run directory."""
     run = tmp_path_factory.mktemp("evalrun")
     stages = {"dim": results["_dim"]} | {k: v for k, v in results.items() if k != "_dim"}
-    bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")))
+    bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")),
+                 retain_lambdas=[0.0, 1.0], retain_epochs=1)
     return suite.evaluate_run(stages, tiny, run, profiles.profile("ci", "report") | SMALL | bench), run, stages
 
 
@@ -100,14 +101,15 @@ def test_report_renders_in_headless_chromium_without_console_errors(results, eva
 
 def test_evaluations_give_table5_and_the_notebooks_figures(results, evals):
     data, _, _ = evals
-    assert set(data) == {"methods", "sweeps", "benchmarks", "cone_ablate", "cone_induce", "temperatures",
+    assert set(data) == {"methods", "sweeps", "retain", "benchmarks", "cone_ablate", "cone_induce", "temperatures",
                          "cone_sweep", "repind"}
+    assert [r["lambda_ret"] for r in data["retain"]["rows"]] == [0.0, 1.0]  # one trained RDO per λ_ret
     rows = data["methods"]["rows"]
     assert [r["method"] for r in rows] == ["no intervention", "DIM", "RDO"]
     assert all(0 <= r["harmful/ablate"] <= 1 and r["first-token KL"] >= 0 and "capability ΔCE" in r for r in rows[1:])
     sections = stage_sections(_stages(results), data)
     names = {name for s in sections for name in s.figures}
-    for fig in ("fig2", "fig22", "fig3", "fig18", "fig5", "fig20", "fig6", "fig7", "fig8", "interference"):
+    for fig in ("fig2", "fig15", "fig22", "fig3", "fig18", "fig5", "fig20", "fig6", "fig7", "fig8", "interference"):
         assert any(fig in n for n in names), (fig, names)
     table = next(s for s in sections if "Table 5" in s.title).tables[0]
     assert list(table.method) == ["no intervention", "DIM", "RDO"] and table.shape[1] == 6
@@ -129,7 +131,9 @@ def test_a_second_evaluation_reads_the_cache_and_a_changed_direction_recomputes(
     for name in ("method_table", "cone_rates", "temperature_curves", "sweeps", "cone_sweep", "repind_rates"):
         monkeypatch.setattr(mod, name, boom)
     monkeypatch.setattr("refusal_tl.eval.benchmarks.lm_eval_scores", boom)
-    bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")))
+    monkeypatch.setattr(mod, "retain_pareto", boom)
+    bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")),
+                 retain_lambdas=[0.0, 1.0], retain_epochs=1)
     s = profiles.profile("ci", "report") | SMALL | bench
     assert suite.evaluate_run(stages, tiny, run, s) == data
     monkeypatch.undo()  # lm-eval without its data (here: a task nobody has): the report says why, nothing breaks
