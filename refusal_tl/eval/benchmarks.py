@@ -72,7 +72,7 @@ def lm_eval_scores(model: RefusalModel, conditions: dict[str, list[RefusalDirect
     start = time.perf_counter()
     scores = {}
     for name, dirs in {BASELINE: [], **conditions}.items():
-        hf = baked_model(model, dirs)  # a plain transformers model: lm-eval sees no hooks
+        hf = baked_model(model, dirs).to(model.device)  # plain transformers: lm-eval sees no hooks
         scores[name] = _run(hf, model.tokenizer, tasks, manager, limit, batch_size, chat_template)
         del hf
     names, base = sorted(scores[BASELINE]), scores[BASELINE]
@@ -92,7 +92,7 @@ def load_tasks(tasks: list[str], task_dir: str | Path | None = None, lm_eval_tas
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
         raise RefusalTLError(f"unknown lm-eval task(s) {', '.join(unknown)}: see `lm-eval ls tasks`, or pass "
-                             "--lm-eval-tasks-dir with your own task YAMLs.")
+                             "--tasks-dir with your own task YAMLs.")
     try:
         manager.load(tasks)  # downloads the data once; the runs below read datasets' cache
         return manager
