@@ -246,8 +246,7 @@ def evaluate_run(results: dict, model: RefusalModel, run_dir: str | Path | None,
         rdo_run = Path(results["rdo"].run_dir).parent
         run("retain", lambda: retain_pareto(model, results["rdo"].config, rdo_run, s, harmful, harmless),
             rdo=asdict(results["rdo"].config), s=[s["retain_lambdas"], s.get("retain_epochs")],
-            prompts=[harmful, harmless],
-            mnt=mnt)
+            prompts=[harmful, harmless], mnt=mnt)
     if dirs and s.get("bench_tasks"):
         out["benchmarks"] = benchmarks(model, dirs, run, s)
     if "cone" in results:
