@@ -121,7 +121,7 @@ def cmd_bench(args) -> None:
 
     tasks = list(profiles.BENCH_TASKS) if args.tasks == "paper" else [t for t in args.tasks.split(",") if t]
     directions = [load_direction(p) for p in args.direction]
-    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
+    ensure_dir(args.out.parent)
     model = load_model(args.model, args.device, args.dtype, args.device_map)
     name = "ablated: " + " + ".join(d.method for d in directions)
     res = lm_eval_scores(model, {name: directions}, tasks, args.limit, args.batch_size or 8, args.tasks_dir)
@@ -149,7 +149,7 @@ def cmd_traces(args) -> None:
     from refusal_tl.model import load_model
     from refusal_tl.repind import trace_pair
 
-    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
+    ensure_dir(args.out.parent)
     prompts = data.load_source(args.prompts, args.n)
     a, b = load_direction(args.direction), load_direction(args.ablate)
     model = load_model(args.model, args.device, args.dtype, args.device_map)
@@ -227,7 +227,7 @@ def cmd_eval(args) -> None:
     from refusal_tl.io import ensure_dir, write_json
     from refusal_tl.model import load_model
 
-    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
+    ensure_dir(args.out.parent)
     prompts = data.load_source(args.prompts, args.n)
     if args.cone is not None:
         return eval_cone(args, prompts)

@@ -34,6 +34,9 @@ STAGES = ("dim", "rdo", "cone", "repind", "gcg")
 # RDO's loss weights λ_abl, λ_add, λ_ret (paper Algorithm 1): written once, here.
 RDO_WEIGHTS = {"abl": 1.0, "add": 0.2, "ret": 1.0}
 
+# Fig. 15's retain weights λ_ret: one RDO direction each (notebook 02 and the paper profile's report).
+RETAIN_LAMBDAS = (0.0, 0.1, 0.3, 1.0, 3.0)
+
 # The paper's capability benchmarks (Table 4), run with lm-eval by `refusal-tl bench`.
 BENCH_TASKS = ("truthfulqa_mc2", "arc_challenge", "mmlu", "gsm8k")
 
@@ -100,14 +103,14 @@ PROFILES: dict[str, dict[str, dict]] = {
                        harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
         # the paper (docs/algorithms.md §9): 250 steps, nanoGCG defaults (width 512, top-k 256), 512-token answers
         "gcg": dict(steps=250, search_width=512, topk=256, n_prompts=None, eval_batch=128, max_new_tokens=512),
-        "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=[0.0, 0.1, 0.3, 1.0, 3.0], sweep_epochs=1,
+        "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=list(RETAIN_LAMBDAS), sweep_epochs=1,
                      max_new_tokens=512, n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
                      bon_temperatures=(0.2, 0.5, 1.0, 1.2)),
         # the evaluation behind report.html (`refusal-tl reproduce`): the paper's sizes
         "report": dict(n_eval=128, n_capability=128, max_new_tokens=512, n_sweep=128, n_alphas=16,
                        n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
                        bon_temperatures=(0.2, 0.5, 1.0, 1.2), bench_tasks=BENCH_TASKS,
-                       retain_lambdas=(0.0, 0.1, 0.3, 1.0, 3.0), retain_epochs=1),
+                       retain_lambdas=RETAIN_LAMBDAS, retain_epochs=1),
     },
 }
 NAMES = tuple(PROFILES)

@@ -189,7 +189,7 @@ def repind_rates(model: RefusalModel, harmful: list[str], trace_prompts: list[st
             "interference": {"names": names, "matrix": matrix.tolist()}}
 
 
-def retain_pareto(model: RefusalModel, rdo_config, run_dir: str | Path, s: dict, harmful: list[str],
+def retain_tradeoff(model: RefusalModel, rdo_config, run_dir: str | Path, s: dict, harmful: list[str],
                   harmless: list[str]) -> dict:
     """Paper Fig. 15: one RDO direction per λ_ret in ``s["retain_lambdas"]`` (``s["retain_epochs"]``
     epochs each, resumable in ``RUN/rdo_ret{λ}``), its held-out refusal under ablation and its
@@ -244,7 +244,7 @@ def evaluate_run(results: dict, model: RefusalModel, run_dir: str | Path | None,
             dirs=dirs, prompts=[sweep_harmful, sensitive], n_alphas=s["n_alphas"], mnt=mnt)
     if "rdo" in results and s.get("retain_lambdas"):  # trained beside the RDO run, in its RUN/rdo_ret{λ}
         rdo_run = Path(results["rdo"].run_dir).parent
-        run("retain", lambda: retain_pareto(model, results["rdo"].config, rdo_run, s, harmful, harmless),
+        run("retain", lambda: retain_tradeoff(model, results["rdo"].config, rdo_run, s, harmful, harmless),
             rdo=asdict(results["rdo"].config), s=[s["retain_lambdas"], s.get("retain_epochs")],
             prompts=[harmful, harmless], mnt=mnt)
     if dirs and s.get("bench_tasks"):

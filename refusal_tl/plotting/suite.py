@@ -45,7 +45,7 @@ def table5(data: dict) -> pd.DataFrame:
 
 
 def retain_figure(retain: dict, methods: dict | None = None) -> go.Figure:
-    """Fig. 15 from :func:`refusal_tl.eval.suite.retain_pareto`, with DIM's point when ``methods`` has it."""
+    """Fig. 15 from :func:`refusal_tl.eval.suite.retain_tradeoff`, with DIM's point when ``methods`` has it."""
     dim = next((r for r in (methods or {}).get("rows", []) if r["method"] == "DIM"), None)
     point = (dim["first-token KL"], dim["harmful/ablate"]) if dim else None
     return retain_pareto(pd.DataFrame(retain["rows"]), point)

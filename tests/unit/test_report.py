@@ -131,7 +131,7 @@ def test_a_second_evaluation_reads_the_cache_and_a_changed_direction_recomputes(
     for name in ("method_table", "cone_rates", "temperature_curves", "sweeps", "cone_sweep", "repind_rates"):
         monkeypatch.setattr(mod, name, boom)
     monkeypatch.setattr("refusal_tl.eval.benchmarks.lm_eval_scores", boom)
-    monkeypatch.setattr(mod, "retain_pareto", boom)
+    monkeypatch.setattr(mod, "retain_tradeoff", boom)
     bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")),
                  retain_lambdas=[0.0, 1.0], retain_epochs=1)
     s = profiles.profile("ci", "report") | SMALL | bench
