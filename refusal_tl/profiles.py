@@ -46,7 +46,8 @@ PAPER_SOURCES = dict(harmful_train="hub:salad:train", harmless_train="hub:alpaca
 
 PROFILES: dict[str, dict[str, dict]] = {
     "ci": {
-        "dim": dict(n_train=24, n_val=16, batch_size=8, score_late_layers=False, prune=True),
+        # the last post-instruction position only (the one the cpu and paper runs pick on the bundled model)
+        "dim": dict(n_train=24, n_val=16, batch_size=8, score_late_layers=False, prune=True, positions=(-1,)),
         # 48 prompts per class -> about 16 pairs -> 2 steps of 8
         "rdo": dict(n_train=48, refusal_targets="refusing", accumulation=8, epochs=1, retain_kl="code"),
         # the RDO pairs, 2 steps of 8 per dimension, one fresh sample per example
@@ -140,7 +141,8 @@ def describe(name: str) -> str:
     dim, rdo, cone, rep, ev = (profile(name, s) for s in ("dim", "rdo", "cone", "repind", "eval"))
     train = "SALAD-Bench / Alpaca from the Hub (bundled splits offline)" if "harmful_train" in rdo else "bundled splits"
     n = lambda x: "all" if x is None else x
-    return (f"{name}: DIM on {n(dim['n_train'])} train prompts per class ({train}), {n(dim['n_val'])} val; "
+    where = "" if dim.get("positions") is None else f", position(s) {', '.join(map(str, dim['positions']))} only"
+    return (f"{name}: DIM on {n(dim['n_train'])} train prompts per class ({train}), {n(dim['n_val'])} val{where}; "
             f"RDO on {n(rdo['n_train'])} train prompts per class, steps of {rdo['accumulation']} pairs, "
             f"{rdo['epochs']} epoch(s); cones of dimensions {', '.join(map(str, cone['dims']))} "
             f"({cone['init']} start, {cone['n_samples']} sample(s) per example, steps of {cone['accumulation']}); "

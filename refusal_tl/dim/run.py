@@ -126,10 +126,11 @@ def run_dim(cfg: DimConfig, out: str | Path | None = None, model: RefusalModel |
         harm_val, safe_val = filter_val(model, harm_val, safe_val, cfg.batch_size, cache_dir=dim_dir)
         _check_nonempty(harm_val, "harmful validation")
     sets.update(harmful_val=harm_val, harmless_val=safe_val)
-    sel_cfg = SelectionConfig(score_late_layers=cfg.score_late_layers, prune=cfg.prune, batch_size=cfg.batch_size)
+    sel_cfg = SelectionConfig(score_late_layers=cfg.score_late_layers, prune=cfg.prune, batch_size=cfg.batch_size,
+                              positions=cfg.positions)
     sel_key = {**_extraction_key(cfg, model), "n_val": cfg.n_val, "n_val_harmless": cfg.n_val_harmless,
                "harmful_val": cfg.harmful_val, "truncate_val": False,
-               "harmless_val": cfg.harmless_val, "selection": asdict(sel_cfg) | {"batch_size": None}}
+               "harmless_val": cfg.harmless_val, "selection": _selection_key(sel_cfg)}
     checkpoint = dim_dir / f"selection_partial-{json_digest(sel_key)[:10]}.jsonl" if dim_dir else None
     selection = select_direction(model, candidates, harm_val, safe_val, sel_cfg, checkpoint)
     seconds["select"] = time.perf_counter() - t0
@@ -179,6 +180,13 @@ def _extraction_key(cfg: DimConfig, model: RefusalModel) -> dict:
     """What determines the candidate grid (a checkpoint is reused only if this matches)."""
     return {"model": model.name, "model_sha": model.weights_sha, "n_train": cfg.n_train,
             "filter": cfg.filter_prompts, "harmful_train": cfg.harmful_train, "harmless_train": cfg.harmless_train}
+
+
+def _selection_key(cfg: SelectionConfig) -> dict:
+    """The settings that change selection scores (``positions`` only when restricted, so run
+    directories written before it existed keep their checkpoint)."""
+    key = asdict(cfg) | {"batch_size": None}
+    return key if cfg.positions is not None else {k: v for k, v in key.items() if k != "positions"}
 
 
 def _subset(a: EoiActivations, idx: list[int]) -> EoiActivations:

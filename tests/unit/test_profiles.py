@@ -51,6 +51,8 @@ def test_profile_values_reach_the_configs():
     (lambda: DimConfig(n_val=-3), "n_val must be"),
     (lambda: DimConfig(n_val_harmless=0), "n_val_harmless must be"),
     (lambda: DimConfig(batch_size=0), "batch_size must be"),
+    (lambda: DimConfig(positions=(0,)), "positions must be negative token offsets"),
+    (lambda: DimConfig(positions=()), "positions must be negative token offsets"),
     (lambda: DimConfig(dtype="fp8"), "unknown dtype 'fp8'"),
     (lambda: DimConfig(device="gpu0"), "unknown device 'gpu0'"),
     (lambda: SelectionConfig(prune_layer_frac=1.5), "prune_layer_frac must be in"),

@@ -45,6 +45,21 @@ def test_selection_picks_lowest_admissible_bypass(tiny, candidates):
     assert sel.relaxed == ()
 
 
+def test_restricted_positions_score_only_those_and_pick_the_best_among_them(tiny, candidates):
+    cfg = SelectionConfig(kl_threshold=10.0, induce_threshold=-100.0, prune=False)
+    full = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:], cfg).table
+    sel = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:], SelectionConfig(
+        kl_threshold=10.0, induce_threshold=-100.0, prune=False, positions=(-2, -1)))
+    t = sel.table
+    assert len(t) == len(full) and sel.pos in (-2, -1)
+    assert (t[t.pos < -2].reason == "position not searched").all() and t[t.pos < -2].kl.isna().all()
+    searched = full[full.pos >= -2]
+    torch.testing.assert_close(torch.tensor(t[t.pos >= -2].kl.values), torch.tensor(searched.kl.values), equal_nan=True)
+    assert sel.best.bypass == searched[~searched.filtered].bypass.min()
+    with pytest.raises(RefusalTLError, match=r"position\(s\) \[-9\] are not post-instruction positions"):
+        select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:], SelectionConfig(positions=(-9,)))
+
+
 def test_selection_relaxes_induce_only_when_nothing_passes(tiny, candidates):
     cfg = SelectionConfig(kl_threshold=10.0, induce_threshold=1e9)
     sel = select_direction(tiny, candidates, PROMPTS[:4], PROMPTS[4:], cfg)
