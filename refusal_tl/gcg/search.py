@@ -17,6 +17,7 @@ from refusal_tl.gcg.attack import SuffixLoss
 from refusal_tl.gcg.config import GcgConfig
 from refusal_tl.gcg.tokens import sample_candidates, stable
 from refusal_tl.io import read_json, write_json
+from refusal_tl.optim.checkpoint import claim_checkpoint
 
 
 @dataclass
@@ -53,11 +54,10 @@ def run_attack(loss: SuffixLoss, tokenizer, allowed: Bool[Tensor, " vocab"], cfg
     """
     key = json.loads(json.dumps({**key, "gcg": cfg.key()}, default=str))
     attack = Attack(init_ids(tokenizer, cfg).tolist(), key=key)
+    if checkpoint is not None:  # another attack's checkpoint is kept aside, not an error
+        claim_checkpoint(checkpoint, key, lambda path: read_json(path, "GCG checkpoint").get("key"))
     if checkpoint is not None and Path(checkpoint).is_file():
         saved = read_json(checkpoint, "GCG checkpoint")
-        if saved.get("key") != key:
-            raise RefusalTLError(f"{checkpoint} was written by an attack with other settings; delete it or use "
-                                 "another --out folder.")
         attack = Attack(saved["ids"], saved["history"], key)
     device = loss.embed.weight.device
     ids = torch.tensor(attack.ids, device=device)

@@ -4,16 +4,26 @@ One file holds the rows being trained, the rows saved after every step, the opti
 moment tensors, and (as JSON) the step, history, plateau, learning rate, optimizer
 hyper-parameters and the configuration key. Loading it runs no code; a checkpoint written
 by another configuration is refused with a one-line error.
+
+A run whose settings changed does not meet that error: :func:`claim_checkpoint` first moves
+the other settings' checkpoint aside (``NAME-<digest of its key>.EXT``) and brings back one
+of these settings kept aside earlier, so a changed setting recomputes, switching back resumes,
+and nothing trained is lost.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.io import load_tensors, read_json, save_tensors
+from refusal_tl.io import json_digest, load_tensors, read_json, save_tensors
+
+log = logging.getLogger(__name__)
 
 FORMAT = 1
 
@@ -46,6 +56,37 @@ def check_checkpoints(paths) -> None:
             read_json(path, "checkpoint")
         else:
             load_tensors(path, "training checkpoint")
+
+
+def aside_path(path: str | Path, key: dict) -> Path:
+    """Where the checkpoint ``path`` of the run with ``key`` is kept while other settings train."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-{json_digest(key)[:10]}{path.suffix}")
+
+
+def claim_checkpoint(path: str | Path, key: dict, read_key: Callable[[Path], dict | None]) -> None:
+    """Make ``path`` hold the checkpoint of the run with ``key`` or nothing.
+
+    A checkpoint there of other settings (``read_key`` returns its key; None when it has
+    none) is moved to its :func:`aside_path`; one of ``key`` kept aside earlier is moved back.
+    """
+    path = Path(path)
+    if path.is_file():
+        other = read_key(path)
+        if other is None or other == key:
+            return
+        os.replace(path, aside_path(path, other))
+        log.info("%s belonged to other settings: kept as %s", path, aside_path(path, other).name)
+    mine = aside_path(path, key)
+    if mine.is_file():
+        os.replace(mine, path)
+        log.info("resuming these settings' earlier run from %s", mine.name)
+
+
+def training_key(path: Path) -> dict | None:
+    """The configuration key stored in a training checkpoint (None for a file of another format)."""
+    tensors, meta = load_tensors(path, "training checkpoint")
+    return meta.get("key") if meta.get("format") == FORMAT and "rows" in tensors else None
 
 
 def load_checkpoint(path: str | Path, key: dict) -> tuple[torch.Tensor, list[torch.Tensor], dict, dict]:

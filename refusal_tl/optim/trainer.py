@@ -37,7 +37,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from refusal_tl.errors import RefusalTLError, check_at_least_one, check_positive
-from refusal_tl.optim.checkpoint import load_checkpoint, save_checkpoint
+from refusal_tl.optim.checkpoint import claim_checkpoint, load_checkpoint, save_checkpoint, training_key
 from refusal_tl.optim.plateau import Plateau
 from refusal_tl.optim.sphere import gram_schmidt, normalise_rows, project_out, tangent_rows
 
@@ -106,7 +106,8 @@ def train_sphere(
     """Train ``init`` (k unit rows) with ``loss_fn`` over ``n_examples`` examples; see the module doc.
 
     ``key`` describes everything that determines the trajectory; a checkpoint resumes only
-    a run with the same key. ``max_steps`` stops early (a later call resumes).
+    a run with the same key, one of other settings is kept aside (:func:`claim_checkpoint`)
+    and training starts afresh. ``max_steps`` stops early (a later call resumes).
     """
     per_epoch = n_examples // cfg.accumulation
     if per_epoch == 0:
@@ -119,6 +120,8 @@ def train_sphere(
     opt = torch.optim.AdamW([rows], lr=cfg.lr, betas=cfg.betas, weight_decay=0.0, amsgrad=True)
     run = SphereRun(rows.detach().clone(), [], [], key, lr=cfg.lr,
                     plateau=Plateau(cfg.patience, cfg.max_lr_reductions, cfg.plateau_window))
+    if checkpoint is not None:
+        claim_checkpoint(checkpoint, key, training_key)  # other settings' run kept aside, not an error
     if checkpoint is not None and Path(checkpoint).is_file():
         run = _resume(checkpoint, key, rows, opt)
     fix = normalise_rows if orthogonalise == "normalise" else gram_schmidt

@@ -1,11 +1,14 @@
-"""`refusal-tl reproduce`: the stage plan, per-stage timings and memory, interrupted runs."""
+"""`refusal-tl reproduce`: the stage plan, per-stage timings and memory, interrupted runs, changed settings."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from refusal_tl import reproduce as rp
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.geometry import RefusalDirection
 from refusal_tl.reproduce import PeakMemory, ReproduceConfig, reproduce
 
 
@@ -78,3 +81,34 @@ def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, mo
     assert list(json.loads((tmp_path / "timings.json").read_text())["stages"]) == ["load", "dim"]
     assert len(evaluated) == 1  # --no-eval: no evaluation, still a report
     assert ReproduceConfig(overrides={"report": {"n_eval": 4}}).overrides["report"] == {"n_eval": 4}
+
+
+def test_a_changed_setting_recomputes_its_stage_only_and_switching_back_reuses_the_earlier_run(
+        tiny, tmp_path, monkeypatch):
+    """RepInd's learning rate changes: RepInd retrains, RDO and RDO⊥ are reused (their step
+    records, timings included, are the stored ones); the first setting again reuses its run."""
+    dim = RefusalDirection(3 * torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(0)), 2, -1,
+                           tiny.name, tiny.weights_sha)
+    dim.save(tmp_path / "dim" / "direction.safetensors")
+    (tmp_path / "dim" / "metadata.json").write_text(json.dumps({"config": {"n_train": 8, "n_val": 4,
+                                                                           "filter_prompts": False}}))
+    monkeypatch.setitem(rp.RUNNERS, "dim", lambda cfg, run_dir, model, done, progress: SimpleNamespace(direction=dim))
+    monkeypatch.setattr(rp, "report", lambda res, cfg, model: None)
+
+    def run(lr: float) -> dict:
+        small = dict(n_train=8, filter_prompts=False)
+        overrides = {"rdo": dict(small, rdo=dict(accumulation=4)),
+                     "repind": dict(small, k=1, repind=dict(accumulation=4, lr=lr))}
+        cfg = ReproduceConfig(model=tiny.name, profile="ci", stages=("rdo", "repind"), evaluate=False,
+                              overrides=overrides)
+        res = reproduce(cfg, tmp_path, tiny, progress=False).results
+        return {"rdo": res["rdo"].run.history, "rdo-perp": res["repind"]["rdo-perp"].run.history,
+                "repind": res["repind"]["repind"].directions[0].vector}
+
+    first = run(1e-2)
+    second = run(5e-2)
+    assert second["rdo"] == first["rdo"] and second["rdo-perp"] == first["rdo-perp"]  # reused, not retrained
+    assert not torch.equal(second["repind"], first["repind"])
+    assert len(list((tmp_path / "repind-1").glob("candidate0-*.safetensors"))) == 1  # the first run, kept aside
+    third = run(1e-2)
+    torch.testing.assert_close(third["repind"], first["repind"], atol=0, rtol=0)

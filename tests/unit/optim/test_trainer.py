@@ -55,12 +55,17 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     assert resumed.plateau == full.plateau and resumed.lr == full.lr
 
 
-def test_checkpoint_of_another_configuration_is_refused(tmp_path):
-    train(tmp_path, max_steps=1)
-    with pytest.raises(RefusalTLError, match="other settings"):
-        train(tmp_path, seed=1)
-    with pytest.raises(RefusalTLError, match="other settings"):
-        train(tmp_path, k=3)
+def test_changed_settings_train_afresh_keep_the_other_run_and_switching_back_resumes(tmp_path):
+    part = train(tmp_path, max_steps=2)  # interrupted after two steps
+    other = train(tmp_path, seed=1)  # another seed: trained from scratch, not an error
+    alone = train(seed=1)
+    assert other.step == alone.step and torch.equal(other.rows, alone.rows)
+    assert len(list(tmp_path.glob("ckpt-*.safetensors"))) == 1  # the first settings' run, kept aside
+    back = train(tmp_path)  # the first settings again: resumes after its two steps
+    assert back.history[:2] == part.history  # the same records, timings included: not recomputed
+    torch.testing.assert_close(back.rows, train().rows, atol=0, rtol=0)
+    assert len(list(tmp_path.glob("ckpt-*.safetensors"))) == 1  # now seed 1's run is the one aside
+    assert train(tmp_path, seed=1).history == other.history  # and it is reused as it was
 
 
 def test_corrupt_checkpoint_gives_one_line_error(tmp_path):

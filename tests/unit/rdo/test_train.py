@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from helpers import PROMPTS, mixed_pairs, tiny_pairs
-from refusal_tl.errors import RefusalTLError
 from refusal_tl.rdo import RdoConfig, select_rdo, train_rdo
 
 GOLDEN = json.loads((Path(__file__).parent / "golden_rdo_tiny.json").read_text())
@@ -51,13 +50,18 @@ def test_same_seed_same_direction_and_resume_equals_uninterrupted(tiny, tmp_path
     assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history])
 
 
-def test_checkpoint_of_other_settings_or_data_is_refused(tiny, tmp_path):
+def test_other_settings_or_data_train_afresh_beside_the_kept_checkpoint(tiny, tmp_path):
     ckpt = tmp_path / "checkpoint.safetensors"
-    train_rdo(tiny, tiny_pairs(), 3.0, 2, RdoConfig(accumulation=2), checkpoint=ckpt, max_steps=1, progress=False)
+    first = train_rdo(tiny, tiny_pairs(), 3.0, 2, RdoConfig(accumulation=2), checkpoint=ckpt, max_steps=1,
+                      progress=False)
     other_data = [{**p, "refusal": (p["refusal"][0], " Sorry")} for p in tiny_pairs()]
-    for pairs, cfg in [(other_data, RdoConfig(accumulation=2)), (tiny_pairs(), RdoConfig(accumulation=2, seed=1))]:
-        with pytest.raises(RefusalTLError, match="other settings"):
-            train_rdo(tiny, pairs, 3.0, 2, cfg, checkpoint=ckpt, progress=False)
+    for n, (pairs, cfg) in enumerate([(other_data, RdoConfig(accumulation=2)),
+                                      (tiny_pairs(), RdoConfig(accumulation=2, seed=1))], start=1):
+        run = train_rdo(tiny, pairs, 3.0, 2, cfg, checkpoint=ckpt, progress=False)
+        torch.testing.assert_close(run.rows, train_rdo(tiny, pairs, 3.0, 2, cfg, progress=False).rows)
+        assert len(list(tmp_path.glob("checkpoint-*.safetensors"))) == n  # each earlier run kept aside
+    back = train_rdo(tiny, tiny_pairs(), 3.0, 2, RdoConfig(accumulation=2), checkpoint=ckpt, progress=False)
+    assert back.history[0] == first.history[0]  # resumed from the kept checkpoint, not recomputed
 
 
 def test_hard_constraint_keeps_direction_orthogonal(tiny):
