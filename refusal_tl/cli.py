@@ -83,12 +83,13 @@ then Arditi et al.'s selection: lowest refusal score under ablation on harmful v
 among candidates with KL <= 0.1 on harmless val, induce score >= 0 and not in the last
 20% of layers. Writes RUN_DIR/dim/{direction.safetensors,direction.json,selection.csv,
 candidates.safetensors,metadata.json,figures/*.html}. Reruns resume from checkpoints.
-Profiles (bundled model, 2-core CPU): ci ~4 min, cpu ~15 min, paper: use a GPU.""")
+Profiles (bundled model, 2-core CPU): ci ~3 min, cpu ~15 min, paper: use a GPU.""")
     model_args(d)
     run_args(d, "--out", "")
     d.add_argument("--n-train", type=int, default=None, help="train prompts per class (before filtering)")
     d.add_argument("--n-val", type=int, default=None, help="val prompts per class (before filtering)")
     d.add_argument("--n-val-harmless", type=int, default=None, help="harmless val prompts, if not --n-val")
+    d.add_argument("--positions", default=None, help="EOI positions to search: all, or e.g. --positions=-2,-1 (ci: -1)")
     d.add_argument("--no-filter", action="store_true", help="keep prompts whatever their baseline refusal score")
     for name in ("harmful-train", "harmless-train", "harmful-val", "harmless-val"):
         d.add_argument(f"--{name}", default=None,

@@ -33,7 +33,7 @@ def cmd_dim(args) -> None:
 
     cfg = DimConfig.from_profile(
         args.profile, model=args.model, n_train=args.n_train, n_val=args.n_val,
-        n_val_harmless=args.n_val_harmless, batch_size=args.batch_size,
+        n_val_harmless=args.n_val_harmless, batch_size=args.batch_size, positions=args.positions,
         filter_prompts=False if args.no_filter else None, harmful_train=args.harmful_train,
         harmless_train=args.harmless_train, harmful_val=args.harmful_val, harmless_val=args.harmless_val,
         device=args.device, dtype=args.dtype,

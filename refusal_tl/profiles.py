@@ -50,17 +50,18 @@ PROFILES: dict[str, dict[str, dict]] = {
         "dim": dict(n_train=24, n_val=16, batch_size=8, score_late_layers=False, prune=True, positions=(-1,)),
         # 48 prompts per class -> about 16 pairs -> 2 steps of 8
         "rdo": dict(n_train=48, refusal_targets="refusing", accumulation=8, epochs=1, retain_kl="code"),
-        # the RDO pairs, 2 steps of 8 per dimension, one fresh sample per example
+        # the RDO pairs, 2 steps of 8 per dimension, one fresh sample per example (after one step, or with
+        # steps of 4, the lowest-loss 2-dimensional basis fails the KL filter on the bundled model)
         "cone": dict(dims=(2, 3), n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
                      retain_kl="code", n_samples=1, init="rdo", filter_samples=8, n_val=8),
-        # the RDO pairs, 2 steps of 8 per direction, 2 directions of 1 candidate
-        "repind": dict(k=2, candidates=1, n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
-                       retain_kl="code", weights={"ret": 0.1}, n_val=8),
+        # the RDO pairs, 2 steps of 4 per direction, 2 directions of 1 candidate
+        "repind": dict(k=2, candidates=1, n_train=48, refusal_targets="refusing", accumulation=4, epochs=1,
+                       max_steps=2, retain_kl="code", weights={"ret": 0.1}, n_val=8),
         # 2 prompts, 2 steps of 16 candidates: exercises the loop, not an attack
         "gcg": dict(steps=2, search_width=16, topk=32, n_prompts=2, eval_batch=16, max_new_tokens=32),
         # 24 new tokens: the substring judge's phrases come early (the integration tests use 24 too)
-        "eval": dict(n_eval=12, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=24,
-                     n_cone_samples=4, n_cone_eval=6, n_cone_alphas=3, n_trace=8, bon_temperatures=(1.0,)),
+        "eval": dict(n_eval=8, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=24,
+                     n_cone_samples=4, n_cone_eval=4, n_cone_alphas=3, n_trace=8, bon_temperatures=(1.0,)),
         # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
         "report": dict(n_eval=6, n_capability=4, max_new_tokens=16, n_sweep=4, n_alphas=2, n_cone_samples=4,
                        n_cone_eval=4, n_cone_alphas=2, n_trace=4, bon_temperatures=(1.0,), bench_tasks=None,

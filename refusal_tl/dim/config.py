@@ -32,7 +32,7 @@ class DimConfig:
     filter_prompts: bool = True
     score_late_layers: bool = False
     prune: bool = True
-    positions: tuple[int, ...] | None = None  # post-instruction positions searched (-1 = last); None: all
+    positions: tuple[int, ...] | str | None = None  # EOI positions searched (-1 = last); None or "all": all
     harmful_train: str | None = None
     harmless_train: str | None = None
     harmful_val: str | None = None
@@ -44,8 +44,7 @@ class DimConfig:
         check_choice("profile", self.profile, profiles.NAMES)
         check_at_least_one(self, "n_train", "n_val", "n_val_harmless", optional=True)
         check_at_least_one(self, "batch_size")
-        if self.positions is not None:
-            object.__setattr__(self, "positions", check_positions(self.positions))
+        object.__setattr__(self, "positions", check_positions(self.positions))
         if self.dtype is not None and self.dtype not in DTYPE_NAMES:
             raise RefusalTLError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPE_NAMES)}.")
         if self.device is not None:
@@ -67,11 +66,17 @@ class DimConfig:
         return replace(self, **kw)
 
 
-def check_positions(positions) -> tuple[int, ...]:
-    """Post-instruction positions counted from the end (-1 = the last prompt token), as a tuple."""
-    pos = tuple(positions)
+def check_positions(positions) -> tuple[int, ...] | None:
+    """Post-instruction positions counted from the end (-1 = the last prompt token) as a tuple,
+    from a sequence or a string such as ``"-2,-1"``; None or ``"all"`` (every position): None."""
+    if positions is None or positions == "all":
+        return None
+    try:
+        pos = tuple(int(p) for p in positions.split(",")) if isinstance(positions, str) else tuple(positions)
+    except (TypeError, ValueError):
+        pos = ()
     if not pos or any(isinstance(p, bool) or not isinstance(p, int) or p >= 0 for p in pos):
-        raise RefusalTLError(f"positions must be negative token offsets from the prompt's end "
-                             f"(-1 = the last post-instruction token), e.g. (-1,) or (-5, -4, -3, -2, -1); "
+        raise RefusalTLError(f"positions must be 'all' or negative token offsets from the prompt's end "
+                             f"(-1 = the last post-instruction token), e.g. --positions=-1 or --positions=-2,-1; "
                              f"got {positions!r}.")
     return pos

@@ -107,6 +107,12 @@ def test_unwritable_output_directory(tmp_path, capsys):
     assert_one_line_error(code, err, "cannot create output directory")
 
 
+def test_bad_positions_are_one_line_errors_before_the_model_loads(tmp_path, capsys):
+    code, err = run_cli(capsys, "dim", "--out", tmp_path / "run", "--profile", "ci", "--positions=-1,x",
+                        "--model", "no-such-model")
+    assert_one_line_error(code, err, "positions must be 'all' or negative token offsets")
+
+
 def test_output_directory_without_write_permission(tmp_path, monkeypatch, capsys):
     import refusal_tl.io as rio
 

@@ -30,6 +30,9 @@ def test_profile_values_reach_the_configs():
     paper = RdoRunConfig.from_profile("paper")
     assert paper.rdo.retain_kl == "paper" and paper.harmful_train == "hub:salad:train"
     assert DimConfig.from_profile("paper").harmful_val == "hub:salad:val"
+    assert (DimConfig.from_profile("ci").positions, DimConfig.from_profile("cpu").positions) == ((-1,), None)
+    assert DimConfig.from_profile("ci", positions="all").positions is None  # the CLI's --positions all
+    assert DimConfig.from_profile("cpu", positions="-2,-1").positions == (-2, -1)
     override = RdoRunConfig.from_profile("cpu", rdo=dict(epochs=2, weights={"ret": 0.5}), n_train=10)
     assert override.rdo.epochs == 2 and override.rdo.weights == {"abl": 1.0, "add": 0.2, "ret": 0.5}
     assert override.n_train == 10 and override.rdo.accumulation == 16
@@ -51,8 +54,9 @@ def test_profile_values_reach_the_configs():
     (lambda: DimConfig(n_val=-3), "n_val must be"),
     (lambda: DimConfig(n_val_harmless=0), "n_val_harmless must be"),
     (lambda: DimConfig(batch_size=0), "batch_size must be"),
-    (lambda: DimConfig(positions=(0,)), "positions must be negative token offsets"),
-    (lambda: DimConfig(positions=()), "positions must be negative token offsets"),
+    (lambda: DimConfig(positions=(0,)), "positions must be 'all' or negative token offsets"),
+    (lambda: DimConfig(positions=()), "positions must be 'all' or negative token offsets"),
+    (lambda: DimConfig(positions="last"), "positions must be 'all' or negative token offsets"),
     (lambda: DimConfig(dtype="fp8"), "unknown dtype 'fp8'"),
     (lambda: DimConfig(device="gpu0"), "unknown device 'gpu0'"),
     (lambda: SelectionConfig(prune_layer_frac=1.5), "prune_layer_frac must be in"),
