@@ -50,9 +50,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         "dim": dict(n_train=24, n_val=16, batch_size=8, score_late_layers=False, prune=True, positions=(-1,)),
         # 48 prompts per class -> about 16 pairs -> 2 steps of 8
         "rdo": dict(n_train=48, refusal_targets="refusing", accumulation=8, epochs=1, retain_kl="code"),
-        # the RDO pairs, 2 steps of 8 per dimension, one fresh sample per example (after one step, or with
-        # steps of 4, the lowest-loss 2-dimensional basis fails the KL filter on the bundled model)
-        "cone": dict(dims=(2, 3), n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
+        # dimension 2 only (growing to 3 is tested on the tiny model), the RDO pairs, 2 steps of 8, one
+        # fresh sample per example (after one step, or with steps of 4, the lowest-loss basis fails the KL
+        # filter on the bundled model)
+        "cone": dict(dims=(2,), n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
                      retain_kl="code", n_samples=1, init="rdo", filter_samples=8, n_val=8),
         # the RDO pairs, 2 steps of 4 per direction, 2 directions of 1 candidate
         "repind": dict(k=2, candidates=1, n_train=48, refusal_targets="refusing", accumulation=4, epochs=1,

@@ -44,3 +44,25 @@ def test_cone_figures_have_their_data():
     fig = plotting.cone_3d(w, rates, 0.3, {"DIM": np.array([1.0, 0.2, 0.0])})
     points = [t for t in fig.data if t.type == "scatter3d" and t.mode == "markers"]
     assert sum(len(t.x) for t in points) == 20 and {t.name for t in points} == {"bypasses refusal", "does not"}
+
+
+def test_cone_3d_figure_puts_the_evaluated_samples_on_the_positive_orthant():
+    """Fig. 1 made real: sample i's point is its unit weights on the basis, marked by whether it bypasses."""
+    from refusal_tl.eval.samples import cone_samples
+    from refusal_tl.geometry import RefusalCone, RefusalDirection
+    from refusal_tl.plotting.suite import cone_3d_figure
+
+    basis = torch.linalg.qr(torch.randn(16, 3))[0].T
+    cone = RefusalCone(basis, layer=1, alpha=2.0, model="m", weights_sha="0")
+    rates = np.array([0.0, 0.5, 0.1, 0.9, 0.2, 0.0])
+    ref = RefusalDirection(2.0 * basis[1], layer=1, pos=-1, model="m", weights_sha="0")
+    fig = cone_3d_figure(cone, rates, 0.25, len(rates), seed=7, references={"DIM": ref})
+    points = {t.name: np.array([t.x, t.y, t.z]).T for t in fig.data if t.type == "scatter3d" and t.mode == "markers"}
+    assert [len(points["bypasses refusal"]), len(points["does not"])] == [4, 2]
+    expected = (cone_samples(cone, len(rates), 7) @ basis.T).numpy()  # samples carry the norm α
+    assert np.allclose(np.linalg.norm(expected, axis=1), cone.alpha, atol=1e-5)
+    expected /= cone.alpha
+    np.testing.assert_allclose(points["bypasses refusal"], expected[rates <= 0.25], atol=1e-5)
+    assert np.all(expected >= -1e-6)  # weights on the positive orthant
+    dim_line = next(t for t in fig.data if t.name == "DIM")
+    np.testing.assert_allclose([dim_line.x[1], dim_line.y[1], dim_line.z[1]], [0, 1, 0], atol=1e-5)
