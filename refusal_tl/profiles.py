@@ -54,17 +54,18 @@ PROFILES: dict[str, dict[str, dict]] = {
         # fresh sample per example (after one step, or with steps of 4, the lowest-loss basis fails the KL
         # filter on the bundled model)
         "cone": dict(dims=(2,), n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
-                     retain_kl="code", n_samples=1, init="rdo", filter_samples=8, n_val=8),
+                     retain_kl="code", n_samples=1, init="rdo", filter_samples=4, n_val=8),
         # the RDO pairs, 2 steps of 4 per direction, 2 directions of 1 candidate
         "repind": dict(k=2, candidates=1, n_train=48, refusal_targets="refusing", accumulation=4, epochs=1,
                        max_steps=2, retain_kl="code", weights={"ret": 0.1}, n_val=8),
-        # 2 prompts, 2 steps of 16 candidates: exercises the loop, not an attack
-        "gcg": dict(steps=2, search_width=16, topk=32, n_prompts=2, eval_batch=16, max_new_tokens=32),
-        # 24 new tokens: the substring judge's phrases come early (the integration tests use 24 too)
-        "eval": dict(n_eval=8, n_sweep=8, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=24,
+        # 2 prompts, 2 steps of 16 candidates, 16-token answers: exercises the loop, not an attack
+        "gcg": dict(steps=2, search_width=16, topk=32, n_prompts=2, eval_batch=16, max_new_tokens=16),
+        # 24 new tokens: the substring judge's phrases come early (the integration tests use 24 too);
+        # the α sweeps (notebooks 02, 03) on 4 prompts per set
+        "eval": dict(n_eval=8, n_sweep=4, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=24,
                      n_cone_samples=4, n_cone_eval=4, n_cone_alphas=3, n_trace=8, bon_temperatures=(1.0,)),
         # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
-        "report": dict(n_eval=6, n_capability=4, max_new_tokens=16, n_sweep=4, n_alphas=2, n_cone_samples=4,
+        "report": dict(n_eval=6, n_capability=4, max_new_tokens=12, n_sweep=4, n_alphas=2, n_cone_samples=4,
                        n_cone_eval=4, n_cone_alphas=2, n_trace=4, bon_temperatures=(1.0,), bench_tasks=None,
                        retain_lambdas=None),
     },
