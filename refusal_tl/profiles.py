@@ -4,7 +4,8 @@ Every entry point reads it: the configs' ``from_profile``, the CLI's ``--profile
 notebooks' sizes and the benchmarks. ``describe(profile)`` says in words what each stage
 trains on and how many optimizer steps that gives.
 
-- ``ci``: the smallest run that still exercises every step on the bundled model (CI, tests).
+- ``ci``: the smallest run that still exercises every stage on the bundled model (CI, tests; its
+  cone has 2 dimensions, growing to 3 is tested on the tiny model).
 - ``cpu``: the bundled 0.5B model on a 2-core laptop (measured costs in the README).
 - ``paper``: the paper's settings (docs/algorithms.md); the public train sets by name when
   the Hugging Face Hub is reachable (SALAD-Bench and Alpaca), else the bundled splits.
