@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -28,7 +27,7 @@ from torch import Tensor
 
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalDirection
-from refusal_tl.io import ensure_dir
+from refusal_tl.io import ensure_dir, temp_dir
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.hooks import orthogonalize_weights
 
@@ -86,7 +85,7 @@ def export_model(model: RefusalModel, directions: RefusalDirection | list[Refusa
     if out.exists() and not (out / INFO).is_file():
         raise RefusalTLError(f"{out} exists and is not a refusal_tl export; choose another --out.")
     ensure_dir(out.parent)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
+    tmp = temp_dir(out.parent, f".{out.name}.export-")
     try:
         hf = baked_model(model, directions)
         if fmt == "gguf":

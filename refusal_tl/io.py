@@ -52,6 +52,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
+def temp_dir(parent: Path, prefix: str) -> Path:
+    """A temporary folder in ``parent`` for a result that is renamed into place when complete,
+    with the usual permissions (``mkdtemp`` creates 0700, which the renamed result would keep)."""
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -24,10 +24,10 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.io import temp_dir
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def ensure_bundled() -> Path:
     parts = part_files()
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("Dequantising the bundled model once into %s (about a minute)…", target)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))
+    tmp = temp_dir(target.parent, ".build-")
     try:
         sha = assemble_gguf(tmp / "model.gguf", parts)
         _dequantise(tmp, "model.gguf")

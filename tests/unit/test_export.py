@@ -1,6 +1,7 @@
 """Weight-orthogonalised export: plain transformers reproduces hook ablation."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -41,6 +42,9 @@ def test_export_loads_in_transformers_and_equals_hook_ablation(tiny, tmp_path):
     assert info["directions"][0]["layer"] == 2 and info["source_model"] == tiny.name
     assert AutoTokenizer.from_pretrained(out).chat_template == tiny.tokenizer.chat_template
     assert not list(tmp_path.glob(".baked*"))  # no temporary folder left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # the usual permissions, not mkdtemp's 0700
 
 
 def test_tied_embeddings_are_untied_so_the_unembedding_stays(tmp_path):
