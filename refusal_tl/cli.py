@@ -145,6 +145,8 @@ Profiles (bundled model, 2-core CPU): ci ~3 min, cpu ~10 min for K=2, paper: use
     ri.add_argument("--k", type=int, default=None, help="how many directions (default from the profile)")
     ri.add_argument("--candidates", type=int, default=None, help="random starts per direction")
     ri.add_argument("--lambda-ind", type=float, default=None, help="weight of L_ind (default 200)")
+    ri.add_argument("--layer-fraction", type=float, default=None,
+                    help="L_ind over layers 0..int(F*L)-1 (default 0.9, official; 1 for every layer)")
     train_args(ri)
 
     t = sub.add_parser("traces", help="cosine traces of a direction, clean and with another one ablated (Fig. 6)",

@@ -86,7 +86,7 @@ def cmd_repind(args) -> None:
     from refusal_tl.repind import RepIndRunConfig, run_repind
 
     repind = dict(epochs=args.epochs, accumulation=args.accumulation, micro_batch=args.micro_batch, seed=args.seed,
-                  ind_weight=args.lambda_ind)
+                  ind_weight=args.lambda_ind, layer_fraction=args.layer_fraction)
     cfg = RepIndRunConfig.from_profile(
         args.profile, repind=repind, model=args.model, k=args.k, candidates=args.candidates, n_train=args.n_train,
         batch_size=args.batch_size, max_steps=args.max_steps, filter_prompts=False if args.no_filter else None,

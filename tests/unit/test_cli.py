@@ -327,11 +327,13 @@ def test_rdo_orthogonal_to_dim_writes_rdo_perp(tiny_dir, tmp_path, capsys):
 def test_repind_cli_trains_k_directions_and_resumes(tiny_dir, tmp_path, capsys):
     _tiny_run(tiny_dir, tmp_path)
     args = ["repind", "--model", str(tiny_dir), "--run", str(tmp_path / "run"), "--profile", "ci", "--k", "2",
-            "--candidates", "1", "--no-filter", "--n-train", "8", "--accumulation", "4"]
+            "--candidates", "1", "--no-filter", "--n-train", "8", "--accumulation", "4", "--layer-fraction", "1"]
     code = main(args)
     assert code == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "RepInd-1" in out and "RepInd-2" in out
+    meta = json.loads((tmp_path / "run" / "repind-1" / "metadata.json").read_text())
+    assert meta["config"]["repind"]["layer_fraction"] == 1.0  # L_ind over every layer, as asked
     for k in (1, 2):
         d = RefusalDirection.load(tmp_path / "run" / f"repind-{k}" / "direction.safetensors")
         assert d.method == "repind" and d.extra["k"] == k and len(d.extra["cosines_to_V"]) == k
@@ -342,7 +344,8 @@ def test_repind_cli_trains_k_directions_and_resumes(tiny_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,match", [(["--k", "0"], "k must be a whole number"),
-                                        (["--lambda-ind", "-1"], "ind_weight (λ_ind) must be ≥ 0")])
+                                        (["--lambda-ind", "-1"], "ind_weight (λ_ind) must be ≥ 0"),
+                                        (["--layer-fraction", "0"], "layer_fraction must be in (0, 1]")])
 def test_repind_bad_options_fail_before_anything_loads(tmp_path, capsys, args, match):
     code, err = run_cli(capsys, "repind", "--run", tmp_path / "nothing-here", *args)
     assert_one_line_error(code, err, match)
