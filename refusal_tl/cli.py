@@ -139,7 +139,7 @@ traces at the last prompt token, layers 0..0.9L-1, both ways). Each of --candida
 starts keeps its lowest-loss vector; the one with the lowest refusal score under ablation on
 the filtered harmful val prompts wins. Writes RUN_DIR/repind-{k}/{direction.safetensors,
 history.json,metadata.json,candidate{c}.safetensors}; rerun the same command to resume.
-Profiles (bundled model, 2-core CPU): ci ~3 min, cpu ~10 min for K=2, paper: use a GPU.""")
+Profiles (bundled model, 2-core CPU): ci ~3 min, cpu ~12 min for K=2 (RDO-perp not included), paper: use a GPU.""")
     model_args(ri)
     run_args(ri, "--run", " (with dim/ from `refusal-tl dim`)")
     ri.add_argument("--k", type=int, default=None, help="how many directions (default from the profile)")
