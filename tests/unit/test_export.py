@@ -1,7 +1,6 @@
 """Weight-orthogonalised export: plain transformers reproduces hook ablation."""
 
 import json
-import os
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.export import GGUF_NAME, INFO, export_model
 from refusal_tl.geometry import RefusalDirection
+from refusal_tl.io import _umask
 from refusal_tl.model.load import wrap_hf_model
 from refusal_tl.steer.forward import last_logits
 from refusal_tl.steer.hooks import ablation_hooks
@@ -42,9 +42,7 @@ def test_export_loads_in_transformers_and_equals_hook_ablation(tiny, tmp_path):
     assert info["directions"][0]["layer"] == 2 and info["source_model"] == tiny.name
     assert AutoTokenizer.from_pretrained(out).chat_template == tiny.tokenizer.chat_template
     assert not list(tmp_path.glob(".baked*"))  # no temporary folder left behind
-    mask = os.umask(0)
-    os.umask(mask)
-    assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # the usual permissions, not mkdtemp's 0700
+    assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()  # the usual permissions, not mkdtemp's 0700
 
 
 def test_tied_embeddings_are_untied_so_the_unembedding_stays(tmp_path):
