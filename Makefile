@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 RUN ?= runs/demo
 PROFILE ?= cpu
 
-.PHONY: install demo demo-dim demo-rdo demo-cone demo-repind test unit lint figures bench bench-rdo bench-cone bench-repind clean
+.PHONY: install demo demo-dim demo-rdo demo-cone demo-repind test unit lint figures bench bench-rdo bench-cone bench-repind bench-decode clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,9 @@ bench-cone: install  # needs DIM and RDO runs in $(RUN) (make demo-rdo)
 
 bench-repind: install  # needs DIM and RDO runs in $(RUN) (make demo-rdo)
 	$(PY) benchmarks/bench_repind.py --run $(RUN)
+
+bench-decode: install  # needs DIM and RDO runs in $(RUN) (make demo-rdo)
+	$(PY) benchmarks/bench_decode.py --run $(RUN)
 
 clean:
 	rm -rf $(VENV) runs

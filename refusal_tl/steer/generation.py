@@ -4,13 +4,15 @@ temperature (the paper's Fig. 5 baseline).
 The hooks are the same pure functions used everywhere else, scoped with
 ``bridge.hooks(...)`` around the prefill and around each decode step (so streams under
 different hooks can interleave); with the cache each step feeds one new position, which the
-position-agnostic hooks handle. Decoding stops early once every
-sequence has produced an end-of-turn token.
+position-agnostic hooks handle. A row that has produced an end-of-turn token leaves the
+batch (its KV-cache rows are dropped), so finished answers cost nothing while the longer ones
+go on; decoding stops once every row has ended. Per-row interventions (one direction per row,
+:mod:`refusal_tl.steer.multi`) pass their hooks as a function of the rows still running.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -20,6 +22,8 @@ from tqdm.auto import tqdm
 from refusal_tl.model import Batch, RefusalModel
 from refusal_tl.steer.forward import batches, prefill
 from refusal_tl.steer.hooks import Hook
+
+Hooks = Sequence[Hook] | Callable[[list[int]], Sequence[Hook]]  # fixed, or those of the given batch rows
 
 
 def stop_ids(model: RefusalModel) -> list[int]:
@@ -35,32 +39,45 @@ def stop_ids(model: RefusalModel) -> list[int]:
 
 @torch.no_grad()
 def decode_steps(
-    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: Sequence[Hook] = (),
+    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: Hooks = (),
     stop_at_eos: bool = True, temperature: float = 0.0, generator: torch.Generator | None = None,
+    drop_finished: bool = True,
 ) -> Iterator[Int[Tensor, " batch"]]:
     """Yield the next token of every row, one decode step at a time (pad id after a row has
     ended): the argmax, or with ``temperature > 0`` a draw from softmax(logits / T) using
     ``generator``. The hooks are scoped to each forward, so several streams under different
-    hooks can be interleaved (``refusal-tl chat`` decodes two side by side)."""
+    hooks can be interleaved (``refusal-tl chat`` decodes two side by side). ``fwd_hooks`` is a
+    list, or a function giving the hooks of a list of the batch's row indices (per-row
+    interventions), called again whenever finished rows leave the batch. ``drop_finished=False``
+    keeps finished rows in the batch until every row has ended (the same tokens, slower; for
+    ``benchmarks/bench_decode.py``)."""
     from transformers import DynamicCache
 
     bridge, stops = model.bridge, torch.tensor(stop_ids(model), device=model.device)
     pad = model.tokenizer.pad_token_id
-    done = torch.zeros(len(batch), dtype=torch.bool, device=model.device)
-    with bridge.hooks(fwd_hooks=list(fwd_hooks)):
+    hooks_of = fwd_hooks if callable(fwd_hooks) else (lambda rows: fwd_hooks)
+    live = torch.arange(len(batch), device=model.device)  # the batch rows still in the forward
+    done = torch.zeros(len(batch), dtype=torch.bool, device=model.device)  # ended, among ``live``
+    hooks = list(hooks_of(live.tolist()))
+    with bridge.hooks(fwd_hooks=hooks):
         cache, mask = prefill(model, batch, DynamicCache(config=model.hf_model.config))
     ids = batch.ids
     for _ in range(max_new_tokens):
-        with bridge.hooks(fwd_hooks=list(fwd_hooks)):
+        with bridge.hooks(fwd_hooks=hooks):
             logits, cache = bridge(ids, attention_mask=mask, past_key_values=cache,
                                    return_type="logits_and_cache", logits_to_keep=1)
         nxt = _pick(logits[:, -1], temperature, generator)
         if stop_at_eos:
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
             done |= torch.isin(nxt, stops)
-        yield nxt
+        yield torch.full((len(batch),), pad, dtype=nxt.dtype, device=nxt.device).index_copy_(0, live, nxt)
         if done.all():
             return
+        if drop_finished and done.any():  # the finished rows leave the batch and the cache
+            keep = (~done).nonzero()[:, 0]
+            cache.batch_select_indices(keep)
+            live, mask, nxt, done = live[keep], mask[keep], nxt[keep], done[keep]
+            hooks = list(hooks_of(live.tolist()))
         ids, mask = nxt[:, None], torch.cat([mask, torch.ones_like(nxt)[:, None]], dim=1)
 
 
@@ -73,13 +90,16 @@ def _pick(logits: Float[Tensor, "batch d_vocab"], temperature: float,
 
 
 def greedy_tokens(
-    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: Sequence[Hook] = (),
+    model: RefusalModel, batch: Batch, max_new_tokens: int, fwd_hooks: Hooks = (),
     stop_at_eos: bool = True, temperature: float = 0.0, generator: torch.Generator | None = None,
+    drop_finished: bool = True,
 ) -> Int[Tensor, "batch new"]:
     """Continuation ids of a left-padded batch (pad id after a sequence ends); greedy unless
-    ``temperature > 0``. ``stop_at_eos=False`` always decodes ``max_new_tokens`` steps (benchmarks).
+    ``temperature > 0``. ``stop_at_eos=False`` always decodes ``max_new_tokens`` steps (benchmarks);
+    ``fwd_hooks`` and ``drop_finished`` as in :func:`decode_steps`.
     """
-    steps = decode_steps(model, batch, max_new_tokens, fwd_hooks, stop_at_eos, temperature, generator)
+    steps = decode_steps(model, batch, max_new_tokens, fwd_hooks, stop_at_eos, temperature, generator,
+                         drop_finished)
     return torch.stack(list(steps), dim=1)
 
 

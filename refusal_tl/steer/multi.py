@@ -78,13 +78,15 @@ def multi_kl(model: RefusalModel, prompts: list[str], base_logits: Float[Tensor,
 
 def multi_generate(model: RefusalModel, prompts: list[str], directions: Float[Tensor, "n_dirs d_model"], kind: str,
                    layer: int | None = None, alpha: Alpha = None, max_new_tokens: int = 32, batch_size: int = 64,
-                   desc: str | None = "generating") -> list[list[str]]:
-    """Greedy completions ``[direction][prompt]`` under each direction's intervention."""
+                   desc: str | None = "generating", drop_finished: bool = True) -> list[list[str]]:
+    """Greedy completions ``[direction][prompt]`` under each direction's intervention (a finished
+    row leaves its batch; ``drop_finished=False`` keeps it, for the benchmark)."""
     out = [[""] * len(prompts) for _ in range(len(directions))]
     stops = set(stop_ids(model))
     todo = list(direction_batches(model, prompts, len(directions), batch_size))
     for d_idx, p_idx, batch in tqdm(todo, desc=desc, disable=desc is None, leave=False):
-        ids = greedy_tokens(model, batch, max_new_tokens, _hooks(model, directions, d_idx, kind, layer, alpha))
+        hooks = lambda rows, d_idx=d_idx: _hooks(model, directions, [d_idx[r] for r in rows], kind, layer, alpha)
+        ids = greedy_tokens(model, batch, max_new_tokens, hooks, drop_finished=drop_finished)
         for m, p, row in zip(d_idx, p_idx, ids.tolist()):
             end = next((k for k, t in enumerate(row) if t in stops), len(row))
             out[m][p] = model.tokenizer.decode(row[:end], skip_special_tokens=True).strip()
