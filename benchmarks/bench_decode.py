@@ -99,5 +99,6 @@ def bench(name: str, fn, rounds: int) -> None:
           f"identical completions: {out['keep'] == out['drop']}{share}")
     print(f"RESULT {name} keep/drop {ratio(t, 'keep', 'drop')}")
 
+
 if __name__ == "__main__":
     main()
