@@ -55,27 +55,21 @@ def test_multi_generate_equals_one_generate_loop_per_direction(tiny, dirs, kind)
         assert batched[m] == generate(tiny, PROMPTS, 6, intervention_hooks(kind, v, tiny.n_layers, 1), desc=None)
 
 
-def _stop_on(monkeypatch, token: int) -> None:
-    """Make ``token`` an end-of-turn token for the generation code."""
-    from refusal_tl.steer import generation
-
-    monkeypatch.setattr(generation, "stop_ids", lambda model: [token])
-
 
 @pytest.mark.parametrize("per_row", [False, True])
 def test_finished_rows_leave_the_batch_without_changing_the_others(tiny, dirs, monkeypatch, per_row):
-    from refusal_tl.steer.generation import greedy_tokens
+    from refusal_tl.steer import generation
 
     batch = tiny.chat.tokenize(PROMPTS[:3], share_prefix=not per_row)  # per-row hooks need whole prompts
-    hooks = row_hooks("ablate", dirs, tiny.n_layers)
-    fwd = (lambda rows: row_hooks("ablate", dirs[rows], tiny.n_layers)) if per_row else hooks[:0]
-    full = greedy_tokens(tiny, batch, 8, hooks if per_row else [], stop_at_eos=False)
+    fixed = row_hooks("ablate", dirs, tiny.n_layers) if per_row else []
+    fwd = (lambda rows: row_hooks("ablate", dirs[rows], tiny.n_layers)) if per_row else []
+    full = generation.greedy_tokens(tiny, batch, 8, fixed, stop_at_eos=False)
     stop = int(full[1, 2])  # row 1 ends at its third token; rows without it run on alone
     ends = [next((k for k, t in enumerate(row) if t == stop), None) for row in full.tolist()]
     assert any(e is None or e > 2 for e in ends), "the test needs a row that outlives row 1"
-    _stop_on(monkeypatch, stop)
-    ended = greedy_tokens(tiny, batch, 8, fwd)
-    torch.testing.assert_close(ended, greedy_tokens(tiny, batch, 8, hooks if per_row else [], drop_finished=False))
+    monkeypatch.setattr(generation, "stop_ids", lambda model: [stop])
+    ended = generation.greedy_tokens(tiny, batch, 8, fwd)
+    torch.testing.assert_close(ended, generation.greedy_tokens(tiny, batch, 8, fixed, drop_finished=False))
     pad = tiny.tokenizer.pad_token_id
     for row, end in enumerate(ends):
         n = 8 if end is None else end + 1
