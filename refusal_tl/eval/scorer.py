@@ -6,6 +6,8 @@
 
 Shared by DIM selection, RDO's ``last20`` selection and the cone filters; the ``*_many``
 variants score many vectors at once, one vector per batch row (:mod:`refusal_tl.steer.multi`).
+Induce resumes at the addition's layer from the clean harmless run kept at construction
+(:mod:`refusal_tl.steer.resume`), so the blocks before it run once, not once per vector.
 """
 
 from __future__ import annotations
@@ -15,20 +17,22 @@ from torch import Tensor
 
 from refusal_tl.eval.metrics import refusal_score
 from refusal_tl.model import RefusalModel
-from refusal_tl.steer.forward import kl_to_base, map_last_logits, refusal_scores
+from refusal_tl.steer.forward import kl_to_base, refusal_scores
 from refusal_tl.steer.hooks import ablation_hooks, addition_hooks
 from refusal_tl.steer.multi import multi_kl, multi_refusal_scores
+from refusal_tl.steer.resume import clean_states, resumed_refusal_scores
 
 
 class Scorer:
     """Bypass, induce and KL scores of vectors on fixed validation prompts.
 
-    The clean harmless logits (the KL baseline) are computed once, at construction.
+    The clean harmless run is done once, at construction: its logits are the KL baseline,
+    its block inputs the starting points of :meth:`induce`.
     """
 
     def __init__(self, model: RefusalModel, harmful_val: list[str], harmless_val: list[str], batch_size: int = 16):
         self.model, self.harmful, self.harmless, self.bs = model, harmful_val, harmless_val, batch_size
-        self.base_logits = map_last_logits(model, harmless_val, lambda lg, idx: lg, [], batch_size)
+        self.base_logits, self._clean = clean_states(model, harmless_val, batch_size)
 
     def _mean_score(self, prompts: list[str], hooks) -> float:
         return float(refusal_scores(self.model, prompts, hooks, self.bs).mean())
@@ -44,7 +48,7 @@ class Scorer:
 
     def induce(self, v: Tensor, layer: int) -> float:
         """Mean refusal score on harmless val with +v added at ``resid_pre`` of ``layer``."""
-        return self._mean_score(self.harmless, addition_hooks(v, layer))
+        return float(resumed_refusal_scores(self.model, self._clean, layer, addition_hooks(v, layer)).mean())
 
     def kl(self, v: Tensor) -> float:
         """Mean last-position KL(p_base ‖ p_ablated) on harmless val."""

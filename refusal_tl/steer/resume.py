@@ -1,0 +1,139 @@
+"""Forwards that resume at a block from one cached clean run.
+
+An intervention that starts at block l (activation addition at ``resid_pre`` of l, the
+*induce* score of direction selection, docs/algorithms.md §3) leaves blocks 0 … l−1 as they
+are in the clean model. :func:`clean_states` runs the clean model once per batch, shared
+system-prompt prefix included, and keeps every block's input; :func:`resumed_refusal_scores`
+then runs only blocks l … L−1: on the prefix first (one row, into a fresh KV cache), then on
+the batch, which reads the prefix through that cache exactly as a full forward does. The
+same shapes go through the same kernels, so the scores equal a full forward's (tested).
+
+Memory: the inputs of every block for every prompt, n × tokens × L × d floats (about
+70 MB for 31 prompts on Qwen2.5-0.5B).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from refusal_tl.eval.metrics import refusal_score
+from refusal_tl.model import RefusalModel
+from refusal_tl.steer.forward import batches
+from refusal_tl.steer.hooks import Hook
+
+
+@dataclass
+class BlockInputs:
+    """What every block received in a clean forward: hidden states and keyword arguments
+    (masks, rotary embeddings, positions; the KV cache itself is left out)."""
+
+    hidden: list[Float[Tensor, "batch pos d_model"]]
+    kwargs: list[dict]
+
+
+@dataclass
+class CleanBatch:
+    """One batch of a clean run: prompt indices, the prefix's and the rows' block inputs."""
+
+    idx: list[int]
+    prefix: BlockInputs | None
+    rows: BlockInputs
+
+
+def _recording(model: RefusalModel) -> tuple[BlockInputs, list]:
+    """Forward pre-hooks on every block that record its inputs into a fresh :class:`BlockInputs`."""
+    seen = BlockInputs([], [])
+
+    def grab(module, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        seen.hidden.append(hidden.detach())
+        seen.kwargs.append({k: v for k, v in kwargs.items() if k not in ("hidden_states", "past_key_values")})
+
+    blocks = model.hf_model.model.layers
+    return seen, [b.register_forward_pre_hook(grab, with_kwargs=True) for b in blocks]
+
+
+def _recorded(model: RefusalModel, ids: Tensor, mask: Tensor, cache) -> tuple[BlockInputs, Tensor]:
+    """One clean forward (last-position logits) with every block's inputs recorded."""
+    seen, handles = _recording(model)
+    try:
+        out = model.bridge(ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen, out
+
+
+@torch.no_grad()
+def clean_states(
+    model: RefusalModel, instructions: list[str], batch_size: int = 16
+) -> tuple[Float[Tensor, "n d_vocab"], list[CleanBatch]]:
+    """Clean last-position logits (in prompt order) and every batch's block inputs."""
+    from transformers import DynamicCache
+
+    states, parts, order = [], [], []
+    for idx, batch in batches(model, instructions, batch_size):
+        prefix, cache, mask = None, None, batch.mask
+        if batch.prefix is not None:
+            cache = DynamicCache(config=model.hf_model.config)
+            ones = torch.ones_like(batch.prefix)
+            prefix, _ = _recorded(model, batch.prefix, ones, cache)
+            cache.batch_repeat_interleave(len(batch))
+            mask = torch.cat([ones.expand(len(batch), -1), batch.mask], dim=1)
+        rows, logits = _recorded(model, batch.ids, mask, cache)
+        states.append(CleanBatch(idx, prefix, rows))
+        parts.append(logits[:, -1].float().cpu())
+        order.extend(idx)
+    out = torch.cat(parts)
+    return out[torch.argsort(torch.tensor(order))], states
+
+
+def _run_blocks(model: RefusalModel, inputs: BlockInputs, layer: int, cache) -> Tensor:
+    hidden = inputs.hidden[layer]
+    for i, block in enumerate(model.hf_model.model.layers[layer:], start=layer):
+        hidden = block(hidden, past_key_values=cache, **inputs.kwargs[i])
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+    return hidden
+
+
+def resumed_last_logits(
+    model: RefusalModel, state: CleanBatch, layer: int, fwd_hooks: Sequence[Hook] = ()
+) -> Float[Tensor, "batch d_vocab"]:
+    """Last-position logits of one clean batch when ``fwd_hooks`` act from block ``layer`` on.
+
+    Only blocks ``layer …`` run; hooks on earlier blocks would never fire, so the caller
+    must only pass hooks that start at ``layer`` (an addition at its ``resid_pre``).
+    """
+    from transformers import DynamicCache
+
+    hf = model.hf_model
+    cache = DynamicCache(config=hf.config) if state.prefix is not None else None
+    with model.bridge.hooks(fwd_hooks=list(fwd_hooks)):
+        if state.prefix is not None:
+            _run_blocks(model, state.prefix, layer, cache)
+            cache.batch_repeat_interleave(len(state.idx))
+        hidden = _run_blocks(model, state.rows, layer, cache)
+        logits = hf.lm_head(hf.model.norm(hidden)[:, -1:])
+    cap = getattr(hf.config, "final_logit_softcapping", None)
+    if cap is not None:
+        logits = torch.tanh(logits / cap) * cap
+    return logits[:, -1].float()
+
+
+@torch.no_grad()
+def resumed_refusal_scores(
+    model: RefusalModel, states: list[CleanBatch], layer: int, fwd_hooks: Sequence[Hook] = ()
+) -> Float[Tensor, " n"]:
+    """Per-prompt refusal score (docs/algorithms.md §1) under hooks that start at ``layer``."""
+    parts, order = [], []
+    for state in states:
+        logits = resumed_last_logits(model, state, layer, fwd_hooks)
+        parts.append(refusal_score(logits, model.chat.refusal_ids).cpu())
+        order.extend(state.idx)
+    out = torch.cat(parts)
+    return out[torch.argsort(torch.tensor(order))]
