@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 RUN ?= runs/demo
 PROFILE ?= cpu
 
-.PHONY: install demo demo-dim demo-rdo demo-cone demo-repind test unit lint figures bench bench-rdo bench-cone bench-repind bench-decode clean
+.PHONY: install demo demo-dim demo-rdo demo-cone demo-repind test unit lint figures bench bench-select bench-rdo bench-cone bench-repind bench-decode clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,9 @@ figures: install
 
 bench: install
 	$(PY) benchmarks/bench_foundation.py
+
+bench-select: install  # needs a DIM run in $(RUN) (make demo)
+	$(PY) benchmarks/bench_select.py --run $(RUN)
 
 bench-rdo: install  # needs a DIM run in $(RUN) (make demo)
 	$(PY) benchmarks/bench_rdo.py --run $(RUN)
