@@ -8,8 +8,8 @@ then runs only blocks l … L−1: on the prefix first (one row, into a fresh KV
 the batch, which reads the prefix through that cache exactly as a full forward does. The
 same shapes go through the same kernels, so the scores equal a full forward's (tested).
 
-Memory: the inputs of every block for every prompt, n × tokens × L × d floats (about
-70 MB for 31 prompts on Qwen2.5-0.5B).
+Memory: the inputs of every block for every prompt, n × tokens × L × d floats (under
+100 MB for 32 prompts on Qwen2.5-0.5B).
 """
 
 from __future__ import annotations
@@ -93,6 +93,12 @@ def clean_states(
     return out[torch.argsort(torch.tensor(order))], states
 
 
+def _block_of(hook_name: str) -> int | None:
+    """The block index of a ``blocks.{i}.…`` hook name (None for embedding or final hooks)."""
+    parts = hook_name.split(".")
+    return int(parts[1]) if len(parts) > 2 and parts[0] == "blocks" and parts[1].isdigit() else None
+
+
 def _run_blocks(model: RefusalModel, inputs: BlockInputs, layer: int, cache) -> Tensor:
     hidden = inputs.hidden[layer]
     for i, block in enumerate(model.hf_model.model.layers[layer:], start=layer):
@@ -106,11 +112,14 @@ def resumed_last_logits(
 ) -> Float[Tensor, "batch d_vocab"]:
     """Last-position logits of one clean batch when ``fwd_hooks`` act from block ``layer`` on.
 
-    Only blocks ``layer …`` run; hooks on earlier blocks would never fire, so the caller
-    must only pass hooks that start at ``layer`` (an addition at its ``resid_pre``).
+    Only blocks ``layer …`` run, so a hook on an earlier block is refused (it would never fire).
     """
     from transformers import DynamicCache
 
+    early = [name for name, _ in fwd_hooks if _block_of(name) is not None and _block_of(name) < layer]
+    if early:
+        raise ValueError(f"hooks {early} act before block {layer}, where this forward resumes; "
+                         "use a full forward (refusal_tl.steer.forward) for them.")
     hf = model.hf_model
     cache = DynamicCache(config=hf.config) if state.prefix is not None else None
     with model.bridge.hooks(fwd_hooks=list(fwd_hooks)):

@@ -30,6 +30,12 @@ def test_resumed_scores_equal_full_forward(family):
     assert torch.equal(clean, refusal_scores(model, PROMPTS, [], 3))
 
 
+def test_hooks_before_the_resumed_block_are_refused(tiny):
+    _, states = clean_states(tiny, PROMPTS[:2])
+    with pytest.raises(ValueError, match="before block 3"):
+        resumed_refusal_scores(tiny, states, 3, addition_hooks(torch.randn(tiny.d_model), 1))
+
+
 def test_scorer_induce_is_the_full_forward_score(tiny):
     scorer = Scorer(tiny, PROMPTS[:3], PROMPTS[3:], batch_size=2)
     v = 2 * torch.randn(tiny.d_model)
