@@ -20,6 +20,7 @@ import torch
 from timing import interleaved, median, ratio
 
 from refusal_tl import data, profiles
+from refusal_tl.dim.select import SelectionConfig
 from refusal_tl.eval.scorer import Scorer
 from refusal_tl.io import load_tensors
 from refusal_tl.model import load_model
@@ -38,7 +39,7 @@ def main() -> None:
     model = load_model("bundled")
     harmless = data.bundled("harmless", "val", cfg.get("n_val_harmless") or cfg["n_val"])
     bs = cfg["batch_size"]
-    cutoff = int(model.n_layers * 0.8)
+    cutoff = int(model.n_layers * (1 - SelectionConfig().prune_layer_frac))
     layers = list(range(0, cutoff, args.stride))
     if args.run:
         tensors, _ = load_tensors(args.run / "dim" / "candidates.safetensors", "DIM candidate grid")

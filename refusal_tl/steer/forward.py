@@ -87,8 +87,13 @@ def map_last_logits(
         with torch.no_grad():
             parts.append(fn(last_logits(model, batch, fwd_hooks), idx).cpu())
         order.extend(idx)
-    out = torch.cat(parts)
-    return out[torch.argsort(torch.tensor(order))]
+    return in_prompt_order(parts, order)
+
+
+def in_prompt_order(parts: list[Tensor], order: list[int]) -> Tensor:
+    """Concatenate per-batch results (rows in ``order``, as :func:`batches` yields them) back
+    into prompt order."""
+    return torch.cat(parts)[torch.argsort(torch.tensor(order))]
 
 
 def refusal_scores(
@@ -185,9 +190,19 @@ def logits_from(
             f"layers and the sequence ({resid.shape[1]}) is longer than the window ({window})."
         )
     hf = model.hf_model
-    hidden = resid
     with model.bridge.hooks(fwd_hooks=list(fwd_hooks)):
-        for block in hf.model.layers[layer:]:
-            hidden = block(hidden, **block_kwargs)
-            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        hidden = run_blocks(model, resid, layer, [block_kwargs] * model.n_layers)
         return hf.lm_head(hf.model.norm(hidden[:, -width:]))
+
+
+def run_blocks(
+    model: RefusalModel, hidden: Float[Tensor, "batch pos d_model"], first: int, block_kwargs: Sequence[dict],
+    cache=None,
+) -> Float[Tensor, "batch pos d_model"]:
+    """Run blocks ``first …`` of the model on ``hidden`` (their hooks fire); block i gets
+    ``block_kwargs[i]`` and reads and extends ``cache`` (a KV cache, or None)."""
+    blocks = model.hf_model.model.layers
+    for i, block in enumerate(blocks[first:], start=first):
+        out = block(hidden, **{**block_kwargs[i], "past_key_values": cache})
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden

@@ -14,7 +14,8 @@ Memory: the inputs of every block for every prompt, n × tokens × L × d floats
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor
 
 from refusal_tl.eval.metrics import refusal_score
 from refusal_tl.model import RefusalModel
-from refusal_tl.steer.forward import batches
+from refusal_tl.steer.forward import batches, in_prompt_order, prefill, run_blocks
 from refusal_tl.steer.hooks import Hook
 
 
@@ -45,8 +46,9 @@ class CleanBatch:
     rows: BlockInputs
 
 
-def _recording(model: RefusalModel) -> tuple[BlockInputs, list]:
-    """Forward pre-hooks on every block that record its inputs into a fresh :class:`BlockInputs`."""
+@contextmanager
+def _recording(model: RefusalModel) -> Iterator[BlockInputs]:
+    """Within the block every block's inputs are appended to the yielded :class:`BlockInputs`."""
     seen = BlockInputs([], [])
 
     def grab(module, args, kwargs):
@@ -54,19 +56,12 @@ def _recording(model: RefusalModel) -> tuple[BlockInputs, list]:
         seen.hidden.append(hidden.detach())
         seen.kwargs.append({k: v for k, v in kwargs.items() if k not in ("hidden_states", "past_key_values")})
 
-    blocks = model.hf_model.model.layers
-    return seen, [b.register_forward_pre_hook(grab, with_kwargs=True) for b in blocks]
-
-
-def _recorded(model: RefusalModel, ids: Tensor, mask: Tensor, cache) -> tuple[BlockInputs, Tensor]:
-    """One clean forward (last-position logits) with every block's inputs recorded."""
-    seen, handles = _recording(model)
+    handles = [b.register_forward_pre_hook(grab, with_kwargs=True) for b in model.hf_model.model.layers]
     try:
-        out = model.bridge(ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1)
+        yield seen
     finally:
         for h in handles:
             h.remove()
-    return seen, out
 
 
 @torch.no_grad()
@@ -74,37 +69,22 @@ def clean_states(
     model: RefusalModel, instructions: list[str], batch_size: int = 16
 ) -> tuple[Float[Tensor, "n d_vocab"], list[CleanBatch]]:
     """Clean last-position logits (in prompt order) and every batch's block inputs."""
-    from transformers import DynamicCache
-
     states, parts, order = [], [], []
     for idx, batch in batches(model, instructions, batch_size):
-        prefix, cache, mask = None, None, batch.mask
-        if batch.prefix is not None:
-            cache = DynamicCache(config=model.hf_model.config)
-            ones = torch.ones_like(batch.prefix)
-            prefix, _ = _recorded(model, batch.prefix, ones, cache)
-            cache.batch_repeat_interleave(len(batch))
-            mask = torch.cat([ones.expand(len(batch), -1), batch.mask], dim=1)
-        rows, logits = _recorded(model, batch.ids, mask, cache)
-        states.append(CleanBatch(idx, prefix, rows))
+        with _recording(model) as prefix:
+            cache, mask = prefill(model, batch)
+        with _recording(model) as rows:
+            logits = model.bridge(batch.ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1)
+        states.append(CleanBatch(idx, prefix if batch.prefix is not None else None, rows))
         parts.append(logits[:, -1].float().cpu())
         order.extend(idx)
-    out = torch.cat(parts)
-    return out[torch.argsort(torch.tensor(order))], states
+    return in_prompt_order(parts, order), states
 
 
 def _block_of(hook_name: str) -> int | None:
     """The block index of a ``blocks.{i}.…`` hook name (None for embedding or final hooks)."""
     parts = hook_name.split(".")
     return int(parts[1]) if len(parts) > 2 and parts[0] == "blocks" and parts[1].isdigit() else None
-
-
-def _run_blocks(model: RefusalModel, inputs: BlockInputs, layer: int, cache) -> Tensor:
-    hidden = inputs.hidden[layer]
-    for i, block in enumerate(model.hf_model.model.layers[layer:], start=layer):
-        hidden = block(hidden, past_key_values=cache, **inputs.kwargs[i])
-        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
-    return hidden
 
 
 def resumed_last_logits(
@@ -116,7 +96,7 @@ def resumed_last_logits(
     """
     from transformers import DynamicCache
 
-    early = [name for name, _ in fwd_hooks if _block_of(name) is not None and _block_of(name) < layer]
+    early = [name for name, _ in fwd_hooks if (block := _block_of(name)) is not None and block < layer]
     if early:
         raise ValueError(f"hooks {early} act before block {layer}, where this forward resumes; "
                          "use a full forward (refusal_tl.steer.forward) for them.")
@@ -124,9 +104,9 @@ def resumed_last_logits(
     cache = DynamicCache(config=hf.config) if state.prefix is not None else None
     with model.bridge.hooks(fwd_hooks=list(fwd_hooks)):
         if state.prefix is not None:
-            _run_blocks(model, state.prefix, layer, cache)
+            run_blocks(model, state.prefix.hidden[layer], layer, state.prefix.kwargs, cache)
             cache.batch_repeat_interleave(len(state.idx))
-        hidden = _run_blocks(model, state.rows, layer, cache)
+        hidden = run_blocks(model, state.rows.hidden[layer], layer, state.rows.kwargs, cache)
         logits = hf.lm_head(hf.model.norm(hidden)[:, -1:])
     cap = getattr(hf.config, "final_logit_softcapping", None)
     if cap is not None:
@@ -144,5 +124,4 @@ def resumed_refusal_scores(
         logits = resumed_last_logits(model, state, layer, fwd_hooks)
         parts.append(refusal_score(logits, model.chat.refusal_ids).cpu())
         order.extend(state.idx)
-    out = torch.cat(parts)
-    return out[torch.argsort(torch.tensor(order))]
+    return in_prompt_order(parts, order)
