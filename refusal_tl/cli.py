@@ -12,6 +12,7 @@ from pathlib import Path
 
 from refusal_tl import profiles
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.model.load import DTYPE_CHOICES
 
 DESCRIPTION = """\
 Find and test refusal directions in chat LLMs (Geometry of Refusal, ICML 2025).
@@ -45,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(sp):
         sp.add_argument("--model", default="bundled", help="bundled | HF id | folder | file.gguf (default: bundled)")
         sp.add_argument("--device", default=None, help="cpu | cuda | cuda:1 (default: cuda if available)")
-        sp.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
-                        help="weights dtype (default float32; bf16 is fast on GPUs only)")
+        sp.add_argument("--dtype", default="auto", choices=list(DTYPE_CHOICES),
+                        help="weights and activations (default auto: bfloat16 on a GPU or CPU with native bf16, "
+                             "else float32; directions, losses and scores stay float32)")
         sp.add_argument("--device-map", default=None, help="passed to from_pretrained, e.g. 'auto' for multi-GPU")
         sp.add_argument("--batch-size", type=int, default=None, help="prompts per forward pass")
         sp.add_argument("-v", "--verbose", action="store_true")

@@ -16,7 +16,7 @@ def cmd_reproduce(args) -> None:
 
     cfg = ReproduceConfig(model=args.model, profile=args.profile,
                           stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()),
-                          evaluate=not args.no_eval)
+                          evaluate=not args.no_eval, dtype=args.dtype)
     t0 = time.perf_counter()
     model = load_model(cfg.model, args.device, args.dtype, args.device_map)
     res = reproduce(cfg, args.out, model, load_seconds=time.perf_counter() - t0)
@@ -236,7 +236,7 @@ def cmd_eval(args) -> None:
     model = load_model(args.model, args.device, args.dtype, args.device_map)
     res = evaluate_intervention(model, prompts, direction, args.intervention, args.layer, args.alpha,
                                 args.max_new_tokens, JUDGES[args.judge](), args.batch_size or 16, args.sequential)
-    out = res.to_dict()
+    out = {**res.to_dict(), "dtype": model.dtype_name}
     if args.kl and direction is not None and args.intervention != "none":
         out["first_token_kl"] = first_token_kl(model, prompts, direction, args.intervention, args.layer, args.alpha)
     if args.capability and direction is not None:
@@ -271,7 +271,7 @@ def eval_cone(args, prompts: list[str]) -> None:
     model = load_model(args.model, args.device, args.dtype, args.device_map)
     res = evaluate_cone(model, prompts, cone, n, args.seed, args.intervention, args.layer, args.alpha,
                         args.max_new_tokens, JUDGES[args.judge](), args.batch_size or 64)
-    write_json(args.out, res.to_dict())
+    write_json(args.out, {**res.to_dict(), "dtype": model.dtype_name})
     rates = res.rates
     print(f"{args.intervention}, {n} samples of the {cone.dims}-dimensional cone on {len(prompts)} prompts: "
           f"refusal rate {res.rate:.1%} (samples: median {rates.median():.1%}, "

@@ -58,8 +58,8 @@ def baked_model(model: RefusalModel, directions: list[RefusalDirection]):
         raise RefusalTLError(f"cannot rebuild {model.name} for export: no weights for {', '.join(missing[:3])}.")
     hf.load_state_dict({k: state[k] for k in wanted})
     hf.eval()
-    for unit in _orthonormal([d.vector for d in directions]):
-        orthogonalize_weights(hf, unit)
+    if directions:
+        orthogonalize_weights(hf, torch.stack(_orthonormal([d.vector for d in directions])))
     return hf
 
 
@@ -95,7 +95,8 @@ def export_model(model: RefusalModel, directions: RefusalDirection | list[Refusa
         else:
             hf.save_pretrained(tmp, safe_serialization=True)
             model.tokenizer.save_pretrained(tmp)
-        info = {"source_model": model.name, "source_weights_sha": model.weights_sha, "format": fmt,
+        info = {"source_model": model.name, "source_weights_sha": model.weights_sha, "dtype": model.dtype_name,
+                "format": fmt,
                 **({"gguf_dtype": gguf_dtype} if fmt == "gguf" else {}),
                 "directions": [d.metadata() for d in directions],
                 "how": "W <- W - r r^T W on embed_tokens, o_proj, down_proj; lm_head untied and unchanged"}

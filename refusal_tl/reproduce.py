@@ -27,6 +27,7 @@ from refusal_tl import data, profiles
 from refusal_tl.errors import RefusalTLError, check_choice
 from refusal_tl.io import ensure_dir, write_json
 from refusal_tl.model import RefusalModel, load_model
+from refusal_tl.model.load import DTYPE_CHOICES
 
 STAGES = profiles.STAGES
 NEEDS = {"dim": (), "rdo": ("dim",), "cone": ("dim", "rdo"), "repind": ("dim",), "gcg": ("dim", "repind")}
@@ -43,9 +44,11 @@ class ReproduceConfig:
     stages: tuple[str, ...] = STAGES
     overrides: dict = field(default_factory=dict)
     evaluate: bool = True  # generate on held-out prompts for the report's figures (profile key ``report``)
+    dtype: str = "auto"  # of the model loaded when none is passed (auto: bf16 where native, else float32)
 
     def __post_init__(self):
         check_choice("profile", self.profile, profiles.NAMES)
+        check_choice("dtype", self.dtype, DTYPE_CHOICES)
         for s in self.stages:
             check_choice("stage", s, STAGES)
         for s in self.overrides:
@@ -136,7 +139,7 @@ def reproduce(cfg: ReproduceConfig, run_dir: str | Path, model: RefusalModel | N
     res = ReproduceResult(run_dir)
     path = run_dir / "timings.json"
     t0 = time.perf_counter()
-    model = model or load_model(cfg.model)
+    model = model or load_model(cfg.model, dtype=cfg.dtype)
     loaded = time.perf_counter() - t0 if load_seconds is None else load_seconds
     res.timings["load"] = {"seconds": round(loaded, 2)}
     plan = cfg.plan() + (["evaluate"] if cfg.evaluate else [])
@@ -149,7 +152,7 @@ def reproduce(cfg: ReproduceConfig, run_dir: str | Path, model: RefusalModel | N
                 res.results[stage] = RUNNERS[stage](cfg, run_dir, model, res.results, progress)
             seconds = time.perf_counter() - t0
         res.timings[stage] = {"seconds": round(seconds, 2), **mem.summary()}
-        write_json(path, {"model": model.name, "weights_sha": model.weights_sha, "config": asdict(cfg),
+        write_json(path, {**model.key, "config": asdict(cfg),
                           "stages": res.timings})
     report(res, cfg, model)
     return res
@@ -170,7 +173,7 @@ def report(res: ReproduceResult, cfg: ReproduceConfig, model: RefusalModel) -> P
     """Write ``RUN/report.html`` from the stages' results."""
     from refusal_tl.report import stage_configs, stage_sections, write_report
 
-    meta = {"model": model.name, "weights_sha": model.weights_sha, "reproduce": asdict(cfg),
+    meta = {**model.key, "reproduce": asdict(cfg),
             "stages": stage_configs(res.results), "timings": res.timings}
     if cfg.evaluate:
         meta["evaluation"] = _report_sizes(cfg)

@@ -83,9 +83,10 @@ def make_hf_model(tokenizer, seed: int = 0, family: str = "qwen", **overrides):
     return AutoModelForCausalLM.from_config(config).float().eval()
 
 
-def make_tiny(seed: int = 0, family: str = "qwen") -> RefusalModel:
+def make_tiny(seed: int = 0, family: str = "qwen", dtype: torch.dtype = torch.float32) -> RefusalModel:
+    """The tiny model of ``family``; ``dtype=torch.bfloat16`` rounds the same random weights to bf16."""
     tok = make_tokenizer(family)
-    return wrap_hf_model(make_hf_model(tok, seed, family), tok, name=f"tiny-{family}", weights_sha="tiny",
+    return wrap_hf_model(make_hf_model(tok, seed, family).to(dtype), tok, name=f"tiny-{family}", weights_sha="tiny",
                          device="cpu")
 
 

@@ -128,11 +128,11 @@ def _save_dim(out: Path, run: SphereRun, sel: ConeSelection, model: RefusalModel
     cone = RefusalCone(run.vectors[sel.step].float(), dim.layer, dim.norm, model.name, model.weights_sha,
                        extra=dict(step=chosen["step"], train_loss=chosen["train_loss"], selection=sel.how,
                                   relaxed=list(sel.relaxed), profile=cfg.profile, n_samples=cfg.cone.n_samples,
-                                  init=cfg.init))
+                                  init=cfg.init), dtype=model.dtype_name)
     cone.save(out / "basis.safetensors")
     write_json(out / "history.json", run.history)
     write_json(out / "metadata.json", {
-        "config": cfg.to_dict(), "model": model.name, "weights_sha": model.weights_sha,
+        "config": cfg.to_dict(), **model.key,
         "selected": {**cone.extra, **sel.chosen}, "steps": run.step, "stopped_by_plateau": run.stopped,
         "data": info, "seconds": seconds, "torch": torch.__version__,
     })

@@ -37,8 +37,8 @@ def train_cone(model: RefusalModel, pairs: list[dict], alpha: float, layer: int,
     """Train the orthonormal basis ``init`` (N rows) on ``pairs`` (as :func:`~refusal_tl.rdo.train_rdo`);
     ordered Gram–Schmidt after every step. ``checkpoint`` is written every step and resumed from."""
     dims = init.shape[0]
-    key = {"method": "cone", **cfg.key(), "alpha": round(alpha, 6), "layer": layer, "n_pairs": len(pairs),
-           "pairs": json_digest(pairs), "init": tensor_digest(init)}
+    key = {"method": "cone", "model": model.key, **cfg.key(), "alpha": round(alpha, 6), "layer": layer,
+           "n_pairs": len(pairs), "pairs": json_digest(pairs), "init": tensor_digest(init)}
     prep, lengths = Prepared(model, pairs, layer, keep=cfg.epochs > 1), pair_lengths(model, pairs)
 
     def loss_fn(rows: torch.nn.Parameter, group: list[int], step: int) -> dict[str, float]:

@@ -12,9 +12,7 @@ from typing import no_type_check
 
 from refusal_tl import profiles
 from refusal_tl.errors import RefusalTLError, check_at_least_one, check_choice
-from refusal_tl.model.load import pick_device
-
-DTYPE_NAMES = ("float32", "bfloat16", "float16", "auto")
+from refusal_tl.model.load import DTYPE_CHOICES, pick_device
 
 
 @no_type_check  # __post_init__ validates, with errors that name the fix
@@ -38,15 +36,14 @@ class DimConfig:
     harmful_val: str | None = None
     harmless_val: str | None = None
     device: str | None = None
-    dtype: str | None = None
+    dtype: str = "auto"  # auto: bf16 where the hardware computes it natively, else float32
 
     def __post_init__(self):
         check_choice("profile", self.profile, profiles.NAMES)
         check_at_least_one(self, "n_train", "n_val", "n_val_harmless", optional=True)
         check_at_least_one(self, "batch_size")
         object.__setattr__(self, "positions", check_positions(self.positions))
-        if self.dtype is not None and self.dtype not in DTYPE_NAMES:
-            raise RefusalTLError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPE_NAMES)}.")
+        check_choice("dtype", self.dtype, DTYPE_CHOICES)
         if self.device is not None:
             pick_device(self.device)
 

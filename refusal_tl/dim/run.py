@@ -80,7 +80,7 @@ def baseline_scores(model: RefusalModel, prompts: list[str], batch_size: int, de
     weights and the prompts), so the stages of one run directory score each set once."""
     path = None
     if cache_dir is not None:
-        key = json_digest({"model": model.name, "weights_sha": model.weights_sha, "prompts": prompts})[:16]
+        key = json_digest({**model.key, "prompts": prompts})[:16]
         path = Path(cache_dir) / f"baseline-scores-{key}.json"
         if path.is_file():
             saved = read_json(path, "baseline score cache")
@@ -138,7 +138,7 @@ def run_dim(cfg: DimConfig, out: str | Path | None = None, model: RefusalModel |
     best = selection.best
     direction = RefusalDirection(
         vector=candidates.get(selection.pos, selection.layer), layer=selection.layer, pos=selection.pos,
-        model=model.name, weights_sha=model.weights_sha, method="dim",
+        model=model.name, weights_sha=model.weights_sha, method="dim", dtype=model.dtype_name,
         extra=dict(bypass=float(best.bypass), induce=float(best.induce), kl=float(best.kl),
                    profile=cfg.profile, filtered=cfg.filter_prompts, relaxed=list(selection.relaxed)),
     )
@@ -178,7 +178,7 @@ def _candidates(model, cfg, sets, dim_dir) -> tuple[DimCandidates, dict]:
 
 def _extraction_key(cfg: DimConfig, model: RefusalModel) -> dict:
     """What determines the candidate grid (a checkpoint is reused only if this matches)."""
-    return {"model": model.name, "model_sha": model.weights_sha, "n_train": cfg.n_train,
+    return {"model": model.name, "model_sha": model.weights_sha, "dtype": model.dtype_name, "n_train": cfg.n_train,
             "filter": cfg.filter_prompts, "harmful_train": cfg.harmful_train, "harmless_train": cfg.harmless_train}
 
 
@@ -224,6 +224,7 @@ def save_dim(result: DimResult, dim_dir: Path) -> None:
         "config": result.config.to_dict(),
         "model": result.direction.model,
         "weights_sha": result.direction.weights_sha,
+        "dtype": result.direction.dtype,
         "selected": {"pos": result.selection.pos, "layer": result.selection.layer,
                      "norm": result.direction.norm, **result.direction.extra},
         "baseline": {"harmful_val_refusal_score": result.selection.baseline_bypass,

@@ -57,7 +57,7 @@ def cached(run_dir: str | Path | None, name: str, key: dict, compute: Callable[[
 
 
 def eval_key(model: RefusalModel, **parts) -> dict:
-    """A cache key: the model's weights, the directions' values and every setting and prompt."""
+    """A cache key: the model (weights and dtype), the directions' values and every setting and prompt."""
     def one(x):
         if isinstance(x, RefusalDirection):
             return [tensor_digest(x.vector), x.layer]  # addition happens at the direction's layer
@@ -68,7 +68,7 @@ def eval_key(model: RefusalModel, **parts) -> dict:
         if isinstance(x, (list, tuple)):
             return [one(v) for v in x]
         return x
-    return {"weights_sha": model.weights_sha, **{k: one(v) for k, v in parts.items()}}
+    return {**model.key, **{k: one(v) for k, v in parts.items()}}
 
 
 def method_table(model: RefusalModel, directions: dict[str, RefusalDirection], harmful: list[str],

@@ -32,7 +32,7 @@ def dim_targets(model: RefusalModel, dim: RefusalDirection, prompts: list[str], 
     """The first ``target_chars`` characters of each prompt's completion with DIM ablated (cached)."""
     path = out / "targets.json"
     key = json_digest({"dim": tensor_digest(dim.vector), "prompts": prompts, "chars": cfg.target_chars,
-                       "model": model.weights_sha})
+                       "model": model.key})
     saved = read_json(path, "GCG target cache") if path.is_file() else {}
     if saved.get("key") == key:
         return saved["targets"]
@@ -60,12 +60,13 @@ def run_gcg(cfg: GcgConfig, model: RefusalModel, direction: RefusalDirection, di
     vec = direction.vector.float().to(model.device)
     rows = {r["prompt"]: r for r in read_rows(out / "results.jsonl")}
     for i, (prompt, target) in enumerate(zip(prompts, targets)):
-        if prompt in rows:
+        key = {"prompt": prompt, "target": target, "direction": tensor_digest(vec), "layer": layer,
+               "model": model.key}
+        row_key = json_digest({**key, "gcg": cfg.key(), "steps": cfg.steps, "max_new_tokens": cfg.max_new_tokens})
+        if rows.get(prompt, {}).get("key") == row_key:
             continue
         loss = SuffixLoss(model, make_problem(model, prompt, target), vec if cfg.aux_weight > 0 else None, layer,
                           cfg.aux_weight)
-        key = {"prompt": prompt, "target": target, "direction": tensor_digest(vec), "layer": layer,
-               "model": model.weights_sha}
         attack = run_attack(loss, model.tokenizer, allowed, cfg, key, out / "checkpoints" / f"{i:03d}.json", progress,
                             desc=f"GCG {i + 1}/{len(prompts)}")
         suffix = model.tokenizer.decode(attack.ids)
@@ -76,6 +77,6 @@ def run_gcg(cfg: GcgConfig, model: RefusalModel, direction: RefusalDirection, di
                         "aux_weight": cfg.aux_weight, "losses": [h["loss"] for h in attack.history],
                         "ce": [h["ce"] for h in attack.history], "aux": [h["aux"] for h in attack.history],
                         "cos_plain": plain, "cos_suffixed": suffixed, "completion": completion,
-                        "refused": is_refusal(completion)}
+                        "refused": is_refusal(completion), "dtype": model.dtype_name, "key": row_key}
         write_text(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows.values()))
     return [rows[p] for p in prompts]

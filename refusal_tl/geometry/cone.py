@@ -40,6 +40,7 @@ class RefusalCone:
     model: str
     weights_sha: str
     extra: dict = field(default_factory=dict)
+    dtype: str | None = None  # the model's dtype when it was trained (the basis is float32)
 
     def __post_init__(self):
         gram = self.basis.double() @ self.basis.double().T
@@ -66,7 +67,7 @@ class RefusalCone:
 
     def metadata(self) -> dict:
         return {"layer": self.layer, "alpha": self.alpha, "model": self.model, "weights_sha": self.weights_sha,
-                "dims": self.dims, "d_model": self.basis.shape[-1], "method": "cone", **self.extra}
+                "dtype": self.dtype, "dims": self.dims, "d_model": self.basis.shape[-1], "method": "cone", **self.extra}
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (safetensors, metadata inside) and ``path.json`` beside it, atomically."""
@@ -81,6 +82,7 @@ class RefusalCone:
         if "basis" not in tensors:
             raise RefusalTLError(f"{path} is not a refusal_tl cone file (no 'basis' tensor); "
                                  "a direction file goes with --direction, not --cone.")
-        known = {"layer", "alpha", "model", "weights_sha", "dims", "d_model", "method"}
+        known = {"layer", "alpha", "model", "weights_sha", "dtype", "dims", "d_model", "method"}
         return cls(tensors["basis"], meta.get("layer", -1), meta.get("alpha", 1.0), meta.get("model", "unknown"),
-                   meta.get("weights_sha", "unknown"), {k: v for k, v in meta.items() if k not in known})
+                   meta.get("weights_sha", "unknown"), {k: v for k, v in meta.items() if k not in known},
+                   meta.get("dtype"))

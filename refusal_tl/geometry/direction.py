@@ -11,7 +11,7 @@ from torch import Tensor
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.io import load_tensors, save_tensors, write_json
 
-KNOWN = ("layer", "pos", "model", "weights_sha", "method", "compat_mode", "norm", "d_model", "mode")
+KNOWN = ("layer", "pos", "model", "weights_sha", "method", "compat_mode", "dtype", "norm", "d_model", "mode")
 
 
 @dataclass
@@ -21,7 +21,8 @@ class RefusalDirection:
     ``vector`` keeps its norm: α = ‖vector‖ is the addition strength used everywhere
     (docs/algorithms.md §1). ``layer`` is the source layer (and the addition layer), ``pos``
     the EOI position (−5…−1) for DIM. ``compat_mode`` records that the bridge ran in raw
-    (not TransformerLens-compatibility) coordinates.
+    (not TransformerLens-compatibility) coordinates; ``dtype`` the model's dtype when it was found
+    (the vector itself is always float32).
     """
 
     vector: Float[Tensor, " d_model"]
@@ -31,6 +32,7 @@ class RefusalDirection:
     weights_sha: str
     method: str = "dim"
     compat_mode: bool = False
+    dtype: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -73,6 +75,6 @@ class RefusalDirection:
         return cls(
             vector=tensors["direction"], layer=meta.get("layer", -1), pos=meta.get("pos"),
             model=meta.get("model", "unknown"), weights_sha=meta.get("weights_sha", "unknown"),
-            method=meta.get("method", "dim"), compat_mode=meta.get("compat_mode", False),
+            method=meta.get("method", "dim"), compat_mode=meta.get("compat_mode", False), dtype=meta.get("dtype"),
             extra={k: v for k, v in meta.items() if k not in KNOWN},
         )

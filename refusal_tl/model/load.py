@@ -7,6 +7,10 @@
 - a local folder saved with ``save_pretrained``;
 - a local ``.gguf`` file (dequantised by transformers).
 
+``dtype="auto"`` (the default) picks bfloat16 where the hardware computes it natively (a CUDA
+device with bf16, a CPU whose oneDNN has AVX512-BF16 or AMX) and float32 elsewhere
+(docs/algorithms.md §11 says what stays float32 inside a bf16 run and why).
+
 The bridge is booted with ``TransformerBridge.boot_transformers(..., hf_model=, tokenizer=)``
 and **not** put in compatibility mode: weights stay raw, activations equal HF's, and a
 direction found through hooks can be baked into the HF weights. The mode is recorded
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -30,6 +35,7 @@ from refusal_tl.model.chat import ChatFormat
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_CHOICES = ("auto", *DTYPES)
 
 
 @dataclass
@@ -49,6 +55,21 @@ class RefusalModel:
     @property
     def hf_model(self):
         return self.bridge.original_model
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights and activations (trained directions, losses and scores stay float32)."""
+        return next(self.hf_model.parameters()).dtype
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
+    def key(self) -> dict:
+        """What identifies this model in cache keys and metadata: name, weights' sha and dtype (a
+        dtype change recomputes like any changed setting)."""
+        return {"model": self.name, "weights_sha": self.weights_sha, "dtype": self.dtype_name}
 
     @property
     def n_layers(self) -> int:
@@ -79,26 +100,67 @@ def pick_device(device: str | None = None) -> torch.device:
     return dev
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively: oneDNN's bf16 support plus AVX512-BF16 or AMX.
+
+    CPUs without them (AVX2, or AVX-512 without BF16) emulate bf16 and run it slower than float32.
+    """
+    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    try:
+        onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return onednn and any(bool(p()) for p in probes if p is not None)
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cuda_has_bf16(device: torch.device) -> bool:
+    """Whether the CUDA ``device`` computes bfloat16 natively (Ampere and later)."""
+    try:
+        with torch.cuda.device(device):
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except (AssertionError, RuntimeError, TypeError):
+        return False
+
+
+def auto_dtype(device: torch.device) -> tuple[torch.dtype, str]:
+    """The fastest faithful dtype on ``device`` and why: bfloat16 where it is native, else float32."""
+    if device.type == "cuda" and cuda_has_bf16(device):
+        return torch.bfloat16, "CUDA device with bf16"
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16, "CPU with native bf16 (AVX512-BF16 or AMX)"
+    return torch.float32, f"no native bf16 on this {device.type}"
+
+
+@cache
+def _log_choice(dtype: torch.dtype, why: str) -> None:  # once per process and choice
+    log.warning("dtype auto: %s (%s); pass --dtype float32 to override.", str(dtype).removeprefix("torch."), why)
+
+
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """float32 by default (fast and exact on CPU); bf16/fp16 on request."""
+    """``auto`` (or None): :func:`auto_dtype`, logged once; else the named dtype, checked."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
-        return torch.float32
+        chosen, why = auto_dtype(device)
+        _log_choice(chosen, why)
+        return chosen
     if dtype not in DTYPES:
-        raise RefusalTLError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
-    if device.type == "cpu" and dtype != "float32":
-        log.warning("%s on CPU is slow on most machines; float32 is recommended.", dtype)
+        raise RefusalTLError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_CHOICES)}.")
+    if device.type == "cpu" and dtype == "bfloat16" and not cpu_has_fast_bf16():
+        log.warning("bfloat16 on a CPU without native bf16 (AVX512-BF16 or AMX) is slower than float32.")
+    if device.type == "cpu" and dtype == "float16":
+        log.warning("float16 on CPU is slow on most machines; use --dtype auto.")
     return DTYPES[dtype]
 
 
 def load_model(
     spec: str = "bundled",
     device: str | None = None,
-    dtype: str | torch.dtype | None = None,
+    dtype: str | torch.dtype | None = "auto",
     device_map: str | dict | None = None,
 ) -> RefusalModel:
-    """Load ``spec`` (``bundled``, HF id, folder or ``.gguf``) as a :class:`RefusalModel`.
+    """Load ``spec`` (``bundled``, HF id, folder or ``.gguf``) as a :class:`RefusalModel` in
+    ``dtype`` (``auto``: bf16 where native, else float32; see :func:`auto_dtype`).
 
     ``device_map`` is passed to ``from_pretrained`` for models larger than one GPU.
     """
@@ -134,6 +196,7 @@ def wrap_hf_model(hf, tokenizer, name: str, weights_sha: str = "unknown", device
     if not getattr(hf.config, "name_or_path", None):
         hf.config.name_or_path = name
     hf.requires_grad_(False)  # directions are trained, weights never are
+    contiguous_unembedding(hf)
     chat = ChatFormat.from_tokenizer(tokenizer)
     bridge = TransformerBridge.boot_transformers(
         name, hf_model=hf, tokenizer=tokenizer, device=str(dev),
@@ -141,6 +204,25 @@ def wrap_hf_model(hf, tokenizer, name: str, weights_sha: str = "unknown", device
     )
     bridge.eval()
     return RefusalModel(bridge=bridge, chat=chat, name=name, weights_sha=weights_sha, device=dev)
+
+
+def _contiguous_input(module, args):
+    return (args[0].contiguous(), *args[1:])
+
+
+def contiguous_unembedding(hf) -> None:
+    """Make the unembedding's input contiguous (same values, a pre-hook on ``lm_head``).
+
+    With ``logits_to_keep`` the model slices the last positions of the final hidden state, a
+    strided view. PyTorch's CPU ``linear`` on such a view in bfloat16 broadcasts the 151k × d
+    weight over the batch and copies it (10 s instead of 0.03 s for one batch of 16 on the bundled
+    model); in float32 it is 3× slower than on a contiguous input. A copy of the kept positions
+    costs nothing in comparison.
+    """
+    head = hf.get_output_embeddings()
+    if head is not None and not getattr(head, "_refusal_tl_contiguous", False):
+        head.register_forward_pre_hook(_contiguous_input)
+        head._refusal_tl_contiguous = True
 
 
 def _resolve(spec: str) -> tuple[str, dict, str, str | None]:

@@ -194,7 +194,7 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     chosen = run.history[selection.step]
     direction = RefusalDirection(
         vector=alpha * run.vectors[selection.step][0], layer=layer, pos=None, model=model.name,
-        weights_sha=model.weights_sha, method="rdo" if not orthogonal_to else "rdo-perp",
+        weights_sha=model.weights_sha, method="rdo" if not orthogonal_to else "rdo-perp", dtype=model.dtype_name,
         extra=dict(step=chosen["step"], train_loss=chosen["train_loss"], selection=selection.how,
                    relaxed=list(selection.relaxed), profile=cfg.profile, alpha=alpha, dim_layer=dim.layer,
                    seed=run.key["seed"],
@@ -225,6 +225,7 @@ def save_rdo(result: RdoResult, out: Path) -> None:
         "config": result.config.to_dict(),
         "model": result.direction.model,
         "weights_sha": result.direction.weights_sha,
+        "dtype": result.direction.dtype,
         "selected": {**result.direction.extra, "norm": result.direction.norm, "layer": result.direction.layer},
         "selection_table": result.selection.table,
         "cosine_to_dim": result.cosine_to_dim,

@@ -89,7 +89,7 @@ def term_losses(model: RefusalModel, r: Float[Tensor, "*rows d_model"], name: st
     src = column(pairs, idx, SOURCE[name])
     if name == "add":
         w = windows(model, *src, share_prefix=False)
-        resid = left_pad([prep.resid[i] for i in idx], w.batch.ids.shape[1]).to(model.device, _dtype(model))
+        resid = left_pad([prep.resid[i] for i in idx], w.batch.ids.shape[1]).to(model.device, model.dtype)
         _, block_kwargs = layer_inputs(model, w.batch, 0)  # masks and rotary embeddings only
         hooks = (row_hooks("add", r, model.n_layers, layer, alpha) if per_row
                  else addition_hooks(alpha * r / r.norm(), layer))
@@ -101,10 +101,6 @@ def term_losses(model: RefusalModel, r: Float[Tensor, "*rows d_model"], name: st
         return target_cross_entropy(logits, w.labels)
     clean = left_pad([prep.clean[i] for i in idx], w.width).to(model.device)
     return retain_kl(clean, logits, retain_mode, mask=w.window)
-
-
-def _dtype(model: RefusalModel) -> torch.dtype:
-    return next(model.hf_model.parameters()).dtype
 
 
 TermFn = Callable[[str, list[int]], dict[str, Tensor]]

@@ -78,7 +78,7 @@ def drifted(model: RefusalModel, prompt: str, text: str, generated: list[int], p
 def make_targets(model: RefusalModel, dim: RefusalDirection, harmful: list[str], harmless: list[str],
                  batch_size: int = 16, cache_dir: str | Path | None = None) -> RdoTargets:
     """t_answer, t_refusal and t_retain for the prompts, loaded from ``cache_dir`` if cached."""
-    key = {"model": model.name, "weights_sha": model.weights_sha, "lengths": LENGTHS,
+    key = {**model.key, "lengths": LENGTHS,
            "direction_sha": hashlib.sha256(dim.vector.float().numpy().tobytes()).hexdigest()[:16],
            "layer": dim.layer, "prompts_sha": json_digest([harmful, harmless])}
     path = Path(cache_dir) / f"targets-{json_digest(key)[:10]}.json" if cache_dir is not None else None

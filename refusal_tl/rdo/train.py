@@ -26,8 +26,8 @@ def train_rdo(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, 
     written after every step and resumed from; ``constraints`` (rows) are directions r must
     stay orthogonal to (RDO⊥).
     """
-    key = {"method": "rdo", **cfg.key(), "alpha": round(alpha, 6), "layer": layer, "n_pairs": len(pairs),
-           "pairs": json_digest(pairs)}
+    key = {"method": "rdo", "model": model.key, **cfg.key(), "alpha": round(alpha, 6), "layer": layer,
+           "n_pairs": len(pairs), "pairs": json_digest(pairs)}
     prep, lengths = Prepared(model, pairs, layer, keep=cfg.epochs > 1), pair_lengths(model, pairs)
     cons = None if constraints is None else constraints.reshape(-1, model.d_model).float()
 

@@ -98,7 +98,7 @@ def _iteration(k: int, V: list[torch.Tensor], model: RefusalModel, pairs: list[d
     direction made with the same settings and V is loaded instead."""
     out = ensure_dir(repind_dir(run_dir, k))
     key = json_digest({"config": cfg.to_dict(), "V": [tensor_digest(v) for v in V], "alpha": round(alpha, 6),
-                       "val": json_digest(harmful_val)})
+                       "val": json_digest(harmful_val), "model": model.key})
     meta_path = out / "metadata.json"
     if (out / "direction.safetensors").is_file() and meta_path.is_file():
         meta = read_json(meta_path, "RepInd metadata")
@@ -122,7 +122,7 @@ def _iteration(k: int, V: list[torch.Tensor], model: RefusalModel, pairs: list[d
     step = run.lowest_loss_step
     direction = RefusalDirection(
         vector=alpha * run.vectors[step][0].float().cpu(), layer=layer, pos=None, model=model.name,
-        weights_sha=model.weights_sha, method="repind",
+        weights_sha=model.weights_sha, method="repind", dtype=model.dtype_name,
         extra=dict(k=k, candidate=best, step=step + 1, train_loss=run.history[step]["train_loss"],
                    val_refusal_score=scores[best]["val_refusal_score"], profile=cfg.profile, alpha=alpha,
                    independent_of=len(V), cosines_to_V=[float(torch.dot(run.vectors[step][0].float(), v))
@@ -130,7 +130,7 @@ def _iteration(k: int, V: list[torch.Tensor], model: RefusalModel, pairs: list[d
     )
     direction.save(out / "direction.safetensors")
     write_json(out / "history.json", run.history)
-    write_json(meta_path, {"key": key, "config": cfg.to_dict(), "model": model.name, "weights_sha": model.weights_sha,
+    write_json(meta_path, {"key": key, "config": cfg.to_dict(), **model.key,
                            "selected": direction.extra, "candidates": scores, "torch": torch.__version__})
     return direction, run.history, scores
 

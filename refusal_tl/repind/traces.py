@@ -29,15 +29,17 @@ from refusal_tl.steer.hooks import Hook, ablate_hook, ablation_hooks, orthonorma
 def record_hook(act: Float[Tensor, "batch pos d_model"], hook=None, *, store: dict, key: int,
                 positions: Int[Tensor, " rows"] | None, basis: Float[Tensor, "k d_model"] | None
                 ) -> Float[Tensor, "batch pos d_model"]:
-    """Store ``act`` at each row's position (default: the last), projected off ``basis``;
-    return ``act`` unchanged.
+    """Store ``act`` at each row's position (default: the last), in float32, projected off ``basis``
+    (in float32 too, so a bf16 model's rounding leaves no trace along it); return ``act`` unchanged.
 
-    A batch with a shared prefix runs the prefix first (one row): that call is skipped, the
-    batch's own forward is what is recorded.
+    A batch with a shared prefix runs the prefix first (one row): that call is skipped when its
+    rows or positions cannot be the batch's; otherwise (a one-row batch whose positions fall
+    inside the prefix) the batch's own forward, which runs after it, overwrites the record.
     """
-    if positions is not None and act.shape[0] != positions.shape[0]:
+    if positions is not None and (act.shape[0] != positions.shape[0] or act.shape[1] <= int(positions.max())):
         return act  # the shared prefix's forward
     x = act[:, -1] if positions is None else act[torch.arange(act.shape[0], device=act.device), positions]
+    x = x.float()
     store[key] = x if basis is None else ablate_hook(x, basis=basis)
     return act
 

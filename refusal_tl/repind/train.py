@@ -29,8 +29,9 @@ def train_repind(model: RefusalModel, pairs: list[dict], alpha: float, layer: in
     """
     V = V.reshape(-1, model.d_model).float()
     layers = cfg.ind_layers(model.n_layers)
-    key = {"method": "repind", **cfg.key(), "alpha": round(alpha, 6), "layer": layer, "n_pairs": len(pairs),
-           "pairs": json_digest(pairs), "V": [tensor_digest(v) for v in V], "ind_layers": len(layers)}
+    key = {"method": "repind", "model": model.key, **cfg.key(), "alpha": round(alpha, 6), "layer": layer,
+           "n_pairs": len(pairs), "pairs": json_digest(pairs), "V": [tensor_digest(v) for v in V],
+           "ind_layers": len(layers)}
     prep, lengths = Prepared(model, pairs, layer, keep=cfg.epochs > 1), pair_lengths(model, pairs)
     cache = cache or TraceCache(model, pairs, V, layers)
 

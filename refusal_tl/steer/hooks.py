@@ -173,13 +173,15 @@ def intervention_hooks(
 
 
 @torch.no_grad()
-def orthogonalize_weights(hf_model, direction: Float[Tensor, " d_model"]) -> None:
-    """Bake directional ablation into the weights: W ← W − r̂ r̂ᵀ W on every residual write.
+def orthogonalize_weights(hf_model, directions: Float[Tensor, "*k d_model"]) -> None:
+    """Bake directional ablation into the weights: W ← W − B ᵀB W on every residual write, B the
+    orthonormal basis of ``directions`` (one vector or several rows: their span is projected out).
 
-    **This mutates ``hf_model`` in place.** Projects r̂ out of the embedding, each attention
+    **This mutates ``hf_model`` in place.** Projects the span out of the embedding, each attention
     output projection (``o_proj``) and each MLP down projection (``down_proj``), weights and
-    biases. Equivalent to :func:`ablation_hooks` only for models without post-norms (Qwen,
-    Llama); Gemma 2 is refused.
+    biases. The update is computed in float32 and rounded once to the weights' dtype (bf16
+    weights lose nothing more than their own rounding). Equivalent to :func:`ablation_hooks`
+    only for models without post-norms (Qwen, Llama); Gemma 2 is refused.
     """
     # a model wrapped by the TransformerLens bridge names its modules ``…._original_component.…``
     params = {n.replace("._original_component", ""): p for n, p in hf_model.named_parameters()}
@@ -188,12 +190,13 @@ def orthogonalize_weights(hf_model, direction: Float[Tensor, " d_model"]) -> Non
             "weight orthogonalisation is not exact for models with post-norms (Gemma 2); "
             "use ablation hooks instead."
         )
-    r = direction.detach().float() / direction.detach().float().norm()
+    basis = orthonormal_basis(directions.detach().float())
     for name, w in params.items():
-        rr = r.to(w.device, w.dtype)
+        b = basis.to(w.device)
+        w32 = w.float()
         if name.endswith("embed_tokens.weight"):  # [vocab, d_model]
-            w -= einsum(w @ rr, rr, "v, d -> v d")
+            w.copy_(w32 - (w32 @ b.T) @ b)
         elif name.endswith(("o_proj.weight", "down_proj.weight")):  # [d_model, d_in]
-            w -= einsum(rr, rr @ w, "d, i -> d i")
+            w.copy_(w32 - b.T @ (b @ w32))
         elif name.endswith(("o_proj.bias", "down_proj.bias")):  # [d_model]
-            w -= (w @ rr) * rr
+            w.copy_(w32 - (b @ w32) @ b)

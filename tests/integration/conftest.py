@@ -1,7 +1,9 @@
 """The bundled model and its ci-profile DIM and RDO runs, shared by the integration tests.
 
-The runs live in the session's ``REFUSAL_TL_RUN_DIR`` (see tests/conftest.py), where the
-notebooks find them later in the same session.
+``qwen`` loads the model as users get it (``dtype="auto"``: bf16 on a CPU or GPU with native
+bf16); its runs live in the session's ``REFUSAL_TL_RUN_DIR`` (see tests/conftest.py), where the
+notebooks find them later in the same session. ``qwen32`` and its runs (a folder of their own)
+are float32, for the golden tests written before bf16 was the default.
 """
 
 import os
@@ -28,3 +30,18 @@ def dim_run(qwen, tmp_path_factory):
 @pytest.fixture(scope="session")
 def rdo_run(qwen, dim_run):
     return run_rdo(RdoRunConfig.from_profile("ci"), dim_run.run_dir.parent, qwen, progress=False)
+
+
+@pytest.fixture(scope="session")
+def qwen32():
+    return load_model("bundled", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def dim_run32(qwen32, tmp_path_factory):
+    return run_dim(DimConfig.from_profile("ci", dtype="float32"), tmp_path_factory.mktemp("run32"), qwen32)
+
+
+@pytest.fixture(scope="session")
+def rdo_run32(qwen32, dim_run32):
+    return run_rdo(RdoRunConfig.from_profile("ci"), dim_run32.run_dir.parent, qwen32, progress=False)

@@ -50,11 +50,11 @@ def test_ablation_keeps_harmless_first_token(qwen, dim_run):
     assert kl <= 0.3
 
 
-def test_same_direction_as_before_the_package_was_reorganised(dim_run):
-    """``golden/dim_ci.safetensors``: the ci-profile direction written by commit f61d55b."""
+def test_same_direction_as_before_the_package_was_reorganised(dim_run32):
+    """``golden/dim_ci.safetensors``: the ci-profile direction written by commit f61d55b (float32)."""
     old = RefusalDirection.load(GOLDEN / "dim_ci.safetensors")
-    assert (old.layer, old.pos) == (dim_run.direction.layer, dim_run.direction.pos)
-    torch.testing.assert_close(dim_run.direction.vector, old.vector, atol=1e-5, rtol=1e-5)
+    assert (old.layer, old.pos) == (dim_run32.direction.layer, dim_run32.direction.pos)
+    torch.testing.assert_close(dim_run32.direction.vector, old.vector, atol=1e-5, rtol=1e-5)
 
 
 def test_rerun_resumes_from_checkpoints(qwen, dim_run):

@@ -1,4 +1,5 @@
-"""The weight-orthogonalised export of the bundled model equals hook ablation (ci-profile DIM)."""
+"""The weight-orthogonalised export of the bundled model equals hook ablation (ci-profile DIM, float32;
+bf16 export parity is tested on the tiny models)."""
 
 import pytest
 import torch
@@ -15,14 +16,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def exported(qwen, dim_run, tmp_path_factory):
-    return export_model(qwen, dim_run.direction, tmp_path_factory.mktemp("export") / "qwen-dim")
+def exported(qwen32, dim_run32, tmp_path_factory):
+    return export_model(qwen32, dim_run32.direction, tmp_path_factory.mktemp("export") / "qwen-dim")
 
 
-def test_plain_transformers_logits_equal_hook_ablation(qwen, dim_run, exported):
+def test_plain_transformers_logits_equal_hook_ablation(qwen32, dim_run32, exported):
     prompts = data.bundled("harmful", "test", 4) + data.bundled("harmless", "test", 2)
-    batch = qwen.chat.tokenize(prompts, share_prefix=False)
-    hooked = last_logits(qwen, batch, ablation_hooks(dim_run.direction.vector, qwen.n_layers))
+    batch = qwen32.chat.tokenize(prompts, share_prefix=False)
+    hooked = last_logits(qwen32, batch, ablation_hooks(dim_run32.direction.vector, qwen32.n_layers))
     plain = AutoModelForCausalLM.from_pretrained(exported, dtype=torch.float32).eval()
     with torch.no_grad():
         logits = plain(input_ids=batch.ids, attention_mask=batch.mask).logits[:, -1]
@@ -31,20 +32,20 @@ def test_plain_transformers_logits_equal_hook_ablation(qwen, dim_run, exported):
     assert delta <= 1e-4
 
 
-def test_exported_model_answers_like_the_hook_ablated_one(qwen, dim_run, exported):
+def test_exported_model_answers_like_the_hook_ablated_one(qwen32, dim_run32, exported):
     prompts = data.bundled("harmful", "test", 8)
-    hooked = evaluate_intervention(qwen, prompts, dim_run.direction, "ablate", max_new_tokens=16)
-    baked = evaluate_intervention(load_model(str(exported)), prompts, max_new_tokens=16)
+    hooked = evaluate_intervention(qwen32, prompts, dim_run32.direction, "ablate", max_new_tokens=16)
+    baked = evaluate_intervention(load_model(str(exported), dtype="float32"), prompts, max_new_tokens=16)
     assert baked.completions == hooked.completions
     assert baked.rate == hooked.rate
 
 
-def test_gguf_export_reproduces_hook_ablation_and_the_tokenizer(qwen, dim_run, tmp_path):
-    out = export_model(qwen, dim_run.direction, tmp_path / "qwen-dim-gguf", fmt="gguf")
+def test_gguf_export_reproduces_hook_ablation_and_the_tokenizer(qwen32, dim_run32, tmp_path):
+    out = export_model(qwen32, dim_run32.direction, tmp_path / "qwen-dim-gguf", fmt="gguf")
     prompts = data.bundled("harmful", "test", 4) + data.bundled("harmless", "test", 2)
-    batch = qwen.chat.tokenize(prompts, share_prefix=False)
-    hooked = last_logits(qwen, batch, ablation_hooks(dim_run.direction.vector, qwen.n_layers))
-    baked = load_model(str(out / GGUF_NAME))  # transformers' GGUF loader, as for the bundled model itself
+    batch = qwen32.chat.tokenize(prompts, share_prefix=False)
+    hooked = last_logits(qwen32, batch, ablation_hooks(dim_run32.direction.vector, qwen32.n_layers))
+    baked = load_model(str(out / GGUF_NAME), dtype="float32")  # transformers' GGUF loader, as for the bundled model
     assert torch.equal(baked.chat.tokenize(prompts, share_prefix=False).ids, batch.ids)
     delta = (last_logits(baked, batch) - hooked).abs().max().item()
     print(f"max |Δ logit| GGUF export vs hooks: {delta:.2e}")

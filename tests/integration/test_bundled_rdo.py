@@ -13,14 +13,14 @@ pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def test_same_direction_as_before_the_shared_trainer(rdo_run):
+def test_same_direction_as_before_the_shared_trainer(rdo_run32):
     """``golden/rdo_ci.safetensors``: the ci-profile RDO direction written by commit f61d55b
-    (its own training loop, pickled checkpoints) from the same DIM direction."""
+    (its own training loop, pickled checkpoints) from the same DIM direction (float32)."""
     old = RefusalDirection.load(GOLDEN / "rdo_ci.safetensors")
-    cos = torch.nn.functional.cosine_similarity(rdo_run.direction.vector, old.vector, dim=0)
+    cos = torch.nn.functional.cosine_similarity(rdo_run32.direction.vector, old.vector, dim=0)
     print(f"cosine with the pre-refactor ci direction: {float(cos):.7f}")
     assert cos >= 0.9999
-    assert rdo_run.direction.extra["step"] == old.extra["step"]
+    assert rdo_run32.direction.extra["step"] == old.extra["step"]
 
 
 def test_rdo_run_writes_direction_history_and_figures(rdo_run, dim_run):

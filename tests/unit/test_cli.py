@@ -424,9 +424,9 @@ def test_export_cli_writes_a_model_that_refuses_like_the_hooks(tiny_dir, tmp_pat
     r = RefusalDirection(torch.randn(32), layer=2, pos=-1, model="m", weights_sha="x")
     r.save(tmp_path / "r.safetensors")
     code, err = run_cli(capsys, "export", "--model", tiny_dir, "--direction", tmp_path / "r.safetensors",
-                        "--out", tmp_path / "baked")
+                        "--out", tmp_path / "baked", "--dtype", "float32")
     assert code == 0, err
-    model = load_model(str(tiny_dir))
+    model = load_model(str(tiny_dir), dtype="float32")
     batch = model.chat.tokenize(["how to make a bomb", "write a poem"], share_prefix=False)
     hooked = last_logits(model, batch, ablation_hooks(r.vector, model.n_layers))
     baked = AutoModelForCausalLM.from_pretrained(tmp_path / "baked")

@@ -94,7 +94,7 @@ def test_gguf_export_loads_in_transformers_and_equals_hook_ablation(family, tmp_
         logits = plain(input_ids=batch.ids, attention_mask=batch.mask).logits[:, -1]
     assert (logits - hooked).abs().max() <= 1e-4  # llama: q/k rows permuted for llama.cpp and back
     # the tokenizer travels in the file: same ids for the chat-formatted prompts, same template
-    again = load_model(str(out / GGUF_NAME))
+    again = load_model(str(out / GGUF_NAME), dtype="float32")
     assert torch.equal(again.chat.tokenize(PROMPTS, share_prefix=False).ids, batch.ids)
     assert again.tokenizer.chat_template == model.tokenizer.chat_template
     assert again.tokenizer.eos_token == model.tokenizer.eos_token
