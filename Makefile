@@ -40,7 +40,7 @@ demo-rdo: demo-dim
 
 demo-cone: demo-rdo
 	$(VENV)/bin/refusal-tl cone --run $(RUN) --profile $(PROFILE)
-	for n in 2 3; do $(VENV)/bin/refusal-tl eval --cone $(RUN)/cone/dim$$n/basis.safetensors --samples 64 \
+	for n in 2 3; do $(VENV)/bin/refusal-tl eval --cone $(RUN)/cone-$$n/basis.safetensors --samples 64 \
 		--intervention ablate --prompts bundled:harmful:test --out $(RUN)/eval/cone$${n}_harmful_ablate.json; done
 
 demo-repind: demo-rdo

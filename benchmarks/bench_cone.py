@@ -40,10 +40,10 @@ from refusal_tl.geometry import RefusalCone, RefusalDirection
 from refusal_tl.model import load_model
 from refusal_tl.rdo import training_pairs
 from refusal_tl.rdo.step import Prepared
-from refusal_tl.rdo.windows import pair_lengths
 from refusal_tl.steer.generation import generate
 from refusal_tl.steer.hooks import intervention_hooks
 from refusal_tl.steer.multi import multi_generate
+from refusal_tl.steer.windows import pair_lengths
 
 
 def bench_step(model, dim: RefusalDirection, run: Path, examples: int, rounds: int) -> None:

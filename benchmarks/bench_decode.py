@@ -10,7 +10,7 @@ end-of-turn token leaves the batch and its KV-cache rows are dropped
 
 Scenarios (greedy, 32 new tokens, the report's kinds of generation):
 
-- ``induce``: ``--directions`` samples of a trained cone (``--cone``, default ``RUN/cone/dim2``;
+- ``induce``: ``--directions`` samples of a trained cone (``--cone``, default ``RUN/cone-2``;
   without one, the 2-dimensional cone spanned by DIM and RDO at DIM's layer, α = ‖DIM‖) added on
   ``--prompts`` harmless test prompts, one direction per row (64 rows per batch): the report's
   cone-induce evaluation, where a trained cone's samples make the model refuse;
@@ -33,18 +33,18 @@ import torch
 from timing import interleaved, median, ratio
 
 from refusal_tl import data
-from refusal_tl.eval.metrics import is_refusal
 from refusal_tl.geometry import RefusalCone, RefusalDirection
 from refusal_tl.model import load_model
 from refusal_tl.steer.forward import batches
 from refusal_tl.steer.generation import greedy_tokens
 from refusal_tl.steer.hooks import orthonormal_basis
+from refusal_tl.steer.metrics import is_refusal
 from refusal_tl.steer.multi import multi_generate
 
 
 def load_cone(model, run: Path, path: Path | None) -> RefusalCone:
-    """``path``, else ``RUN/cone/dim2``, else the span of DIM and RDO at DIM's layer with α = ‖DIM‖."""
-    path = path or run / "cone" / "dim2" / "basis.safetensors"
+    """``path``, else ``RUN/cone-2``, else the span of DIM and RDO at DIM's layer with α = ‖DIM‖."""
+    path = path or run / "cone-2" / "basis.safetensors"
     if path.is_file():
         return RefusalCone.load(path)
     dim, rdo = (RefusalDirection.load(run / name / "direction.safetensors") for name in ("dim", "rdo"))
@@ -73,7 +73,7 @@ def _plain(model, prompts: list[str], drop: bool) -> list[list[int]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, default=Path("runs/cpu"), help="run directory with dim/ and rdo/")
-    p.add_argument("--cone", type=Path, default=None, help="a cone's basis.safetensors (default RUN/cone/dim2)")
+    p.add_argument("--cone", type=Path, default=None, help="a cone's basis.safetensors (default RUN/cone-2)")
     p.add_argument("--scenarios", default="induce,ablate,plain")
     p.add_argument("--directions", type=int, default=16)
     p.add_argument("--prompts", type=int, default=12)

@@ -28,17 +28,17 @@ from collections.abc import Callable
 import torch
 from timing import Results, interleaved
 
-from refusal_tl import data, profiles
+from refusal_tl import data
 from refusal_tl.eval.scorer import Scorer
 from refusal_tl.gcg import GcgConfig, SuffixLoss, make_problem, run_attack
 from refusal_tl.gcg.tokens import allowed_tokens
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.rdo import RdoConfig
 from refusal_tl.rdo.step import Prepared, step_losses
-from refusal_tl.rdo.windows import pair_lengths
 from refusal_tl.steer.forward import last_logits, window_logits
 from refusal_tl.steer.generation import greedy_tokens
 from refusal_tl.steer.hooks import ablation_hooks
+from refusal_tl.steer.windows import pair_lengths
 
 DTYPES = ("float32", "bfloat16")
 # synthetic targets of the length RDO trains on (about 30 tokens): the timing does not depend on their content
@@ -48,8 +48,8 @@ RETAIN = " Here is a short answer to your question, with an example and a few de
 
 
 def direction(model: RefusalModel, seed: int = 0) -> torch.Tensor:
-    return 6.0 * torch.nn.functional.normalize(torch.randn(model.d_model, generator=torch.Generator().manual_seed(seed)),
-                                               dim=0)
+    v = torch.randn(model.d_model, generator=torch.Generator().manual_seed(seed))
+    return 6.0 * v / v.norm()
 
 
 def workloads(model: RefusalModel, new_tokens: int) -> dict[str, Callable[[], object]]:

@@ -32,7 +32,7 @@ from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import load_model
 from refusal_tl.rdo import RdoConfig, training_pairs
 from refusal_tl.rdo.step import Prepared, reference_step, step_losses
-from refusal_tl.rdo.windows import pair_lengths
+from refusal_tl.steer.windows import pair_lengths
 
 
 def main() -> None:

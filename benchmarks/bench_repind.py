@@ -31,9 +31,9 @@ from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import load_model
 from refusal_tl.rdo import training_pairs
 from refusal_tl.rdo.step import Prepared
-from refusal_tl.rdo.windows import pair_lengths
 from refusal_tl.repind import RepIndRunConfig
 from refusal_tl.repind.step import TraceCache, reference_repind_step, repind_step_losses
+from refusal_tl.steer.windows import pair_lengths
 
 
 def main() -> None:

@@ -13,6 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
 from refusal_tl.model import Batch, RefusalModel
 from refusal_tl.steer.generation import decode_steps, stop_ids
@@ -60,10 +63,6 @@ def chat_turn(model: RefusalModel, sides: Sequence[Side], message: str,
 def run_chat(model: RefusalModel, sides: Sequence[Side], max_new_tokens: int = 256, stdin=None,
              console=None) -> None:
     """Read messages until EOF, ``/quit`` or ``/exit``; ``/reset`` clears both conversations."""
-    from rich.console import Console
-    from rich.live import Live
-    from rich.table import Table
-
     stdin = stdin or sys.stdin
     console = console or Console()
 

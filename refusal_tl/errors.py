@@ -6,6 +6,11 @@ names the fix. The CLI prints that one line and exits non-zero; library callers 
 catch it like any ``ValueError``. Internal invariants use ``assert``.
 """
 
+from __future__ import annotations
+
+import inspect
+from typing import Literal, get_args, get_origin
+
 
 class RefusalTLError(ValueError):
     """A problem with the user's input, with the fix in its message."""
@@ -17,6 +22,23 @@ class RefusalTLError(ValueError):
 def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise RefusalTLError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}.")
+
+
+def literal_fields(cls: type) -> dict[str, tuple]:
+    """The fields of dataclass ``cls`` (and its bases) annotated with a ``Literal``, with their values:
+    the one place an option's choices are written (validation and the CLI's choices read them)."""
+    out = {}
+    for klass in reversed(cls.__mro__):
+        for name, hint in inspect.get_annotations(klass, eval_str=True).items():
+            if get_origin(hint) is Literal:
+                out[name] = get_args(hint)
+    return out
+
+
+def check_literals(obj) -> None:
+    """Every ``Literal``-annotated field of ``obj`` holds one of its values (a one-line error otherwise)."""
+    for name, choices in literal_fields(type(obj)).items():
+        check_choice(name, getattr(obj, name), choices)
 
 
 def check_positive(obj, *names: str) -> None:

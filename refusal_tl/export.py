@@ -24,9 +24,11 @@ from pathlib import Path
 import torch
 from jaxtyping import Float
 from torch import Tensor
+from transformers import AutoModelForCausalLM
 
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalDirection
+from refusal_tl.gguf_file import check_gguf, write_gguf
 from refusal_tl.io import ensure_dir, temp_dir
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.hooks import orthogonalize_weights
@@ -39,8 +41,6 @@ INFO = "refusal_tl_export.json"
 def baked_model(model: RefusalModel, directions: list[RefusalDirection]):
     """A fresh HF model with ``model``'s weights, untied, with every direction's span projected
     out of the residual writes (one after another after Gram–Schmidt, i.e. the span projection)."""
-    from transformers import AutoModelForCausalLM
-
     for d in directions:
         d.check_width(model.d_model)
     source = model.hf_model
@@ -78,8 +78,6 @@ def export_model(model: RefusalModel, directions: RefusalDirection | list[Refusa
     if not directions:
         raise RefusalTLError("export needs at least one direction (--direction FILE).")
     if fmt == "gguf":
-        from refusal_tl.gguf_file import check_gguf
-
         check_gguf(model.hf_model.config, model.tokenizer, gguf_dtype)
     out = Path(out)
     if out.exists() and not (out / INFO).is_file():
@@ -89,8 +87,6 @@ def export_model(model: RefusalModel, directions: RefusalDirection | list[Refusa
     try:
         hf = baked_model(model, directions)
         if fmt == "gguf":
-            from refusal_tl.gguf_file import write_gguf
-
             write_gguf(hf, model.tokenizer, tmp / GGUF_NAME, gguf_dtype, name=f"{model.name} (refusal ablated)")
         else:
             hf.save_pretrained(tmp, safe_serialization=True)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gguf
 import numpy as np
 import torch
+from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKENIZER_SPLITS
 
 from refusal_tl.errors import RefusalTLError
 
@@ -29,8 +31,6 @@ DTYPES = ("f32", "f16")
 
 def write_gguf(hf_model, tokenizer, path: str | Path, dtype: str = "f32", name: str = "") -> Path:
     """Write ``hf_model`` (a Qwen2 or Llama ``*ForCausalLM``) and ``tokenizer`` to ``path``."""
-    import gguf
-
     config = hf_model.config
     check_gguf(config, tokenizer, dtype)
     writer = gguf.GGUFWriter(str(path), config.model_type)
@@ -61,8 +61,6 @@ def check_gguf(config, tokenizer, dtype: str = "f32") -> None:
 
 
 def _write_config(writer, config, name: str, dtype: str) -> None:
-    import gguf
-
     rope = getattr(config, "rope_parameters", None) or {}
     theta = rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
@@ -82,8 +80,6 @@ def _write_config(writer, config, name: str, dtype: str) -> None:
 
 
 def _write_tokenizer(writer, tokenizer, vocab_size: int) -> None:
-    import gguf
-
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     by_id = {i: t for t, i in tokenizer.get_vocab().items()}
     if max(by_id) >= vocab_size:
@@ -114,8 +110,6 @@ def _write_tokenizer(writer, tokenizer, vocab_size: int) -> None:
 
 def _pre_tokenizer_name(pre: dict | None) -> str:
     """llama.cpp's name for the split regex in ``pre`` (the one transformers' GGUF loader maps back)."""
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKENIZER_SPLITS
-
     patterns = set(_regexes(pre))
     for name, regex in GGUF_PRE_TOKENIZER_SPLITS.items():
         if regex in patterns:
@@ -137,8 +131,6 @@ def _regexes(node):
 
 def _tensors(hf_model, dtype: str):
     """``(gguf name, numpy array)`` for every weight of ``hf_model``."""
-    import gguf
-
     config = hf_model.config
     arch = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == config.model_type)
     names = gguf.get_tensor_name_map(arch, config.num_hidden_layers)

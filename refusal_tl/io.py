@@ -15,6 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
+from safetensors.torch import save_file
+
 from refusal_tl.errors import RefusalTLError
 
 
@@ -125,8 +128,6 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, Any], meta: dict) -
     The metadata travels inside the file (its header), so tensors and state can never be
     paired wrongly; no pickle is involved, so loading someone else's file runs no code.
     """
-    from safetensors.torch import save_file
-
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     header = {META_KEY: json.dumps(meta, default=json_default)}
     return atomic_write(path, lambda tmp: save_file(flat, str(tmp), metadata=header))
@@ -134,8 +135,6 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, Any], meta: dict) -
 
 def load_tensors(path: str | os.PathLike, what: str = "refusal_tl file") -> tuple[dict[str, Any], dict]:
     """Read a file written by :func:`save_tensors`: (tensors, metadata); a clear error if it is not one."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise RefusalTLError(f"{what} {path} does not exist.")

@@ -25,9 +25,10 @@ search width, top-k and how many prompts (docs/algorithms.md §9).
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Literal, get_args, no_type_check
 
-from refusal_tl.errors import check_choice
+from refusal_tl.errors import RefusalTLError, check_choice
 
 # The stages of `refusal-tl reproduce`, in the paper's order (each reads the ones before it).
 STAGES = ("dim", "rdo", "cone", "repind", "gcg")
@@ -61,14 +62,10 @@ PROFILES: dict[str, dict[str, dict]] = {
                        max_steps=2, retain_kl="code", weights={"ret": 0.1}, n_val=8),
         # 2 prompts, 2 steps of 16 candidates, 16-token answers: exercises the loop, not an attack
         "gcg": dict(steps=2, search_width=16, topk=32, n_prompts=2, eval_batch=16, max_new_tokens=16),
-        # 24 new tokens: the substring judge's phrases come early (the integration tests use 24 too);
-        # the α sweeps (notebooks 02, 03) on 4 prompts per set
-        "eval": dict(n_eval=8, n_sweep=4, n_alphas=3, sweep_lambdas=None, sweep_epochs=1, max_new_tokens=24,
-                     n_cone_samples=4, n_cone_eval=4, n_cone_alphas=3, n_trace=8, bon_temperatures=(1.0,)),
-        # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
-        "report": dict(n_eval=6, n_capability=4, max_new_tokens=12, n_sweep=4, n_alphas=2, n_cone_samples=4,
-                       n_cone_eval=4, n_cone_alphas=2, n_trace=4, bon_temperatures=(1.0,), bench_tasks=None,
-                       retain_lambdas=None),
+        # the held-out evaluation of the report and the notebooks (EvalSizes): 16-token answers (the
+        # substring judge's phrases come early), α sweeps on 4 prompts per set, 4 cone samples
+        "eval": dict(n_eval=8, n_capability=4, max_new_tokens=16, n_sweep=4, n_alphas=2, n_cone_samples=4,
+                     n_cone_eval=4, n_cone_alphas=2, n_trace=8, bon_temperatures=(1.0,)),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -83,15 +80,11 @@ PROFILES: dict[str, dict[str, dict]] = {
                        retain_kl="code", weights={"ret": 0.1}, n_val=24),
         # a few prompts, tens of steps, a search width sized for 2 cores
         "gcg": dict(steps=20, search_width=32, topk=128, n_prompts=3, eval_batch=32, max_new_tokens=32),
-        "eval": dict(n_eval=48, n_sweep=24, n_alphas=6, sweep_lambdas=None, sweep_epochs=2, max_new_tokens=32,
-                     n_cone_samples=64, n_cone_eval=24, n_cone_alphas=6, n_trace=32,
-                     bon_temperatures=(0.5, 1.0)),
-        # the evaluation behind report.html (`refusal-tl reproduce`), smaller than the notebooks' on a CPU
-        # lm-eval (bench_tasks) needs the Hub and hours of CPU for a 0.5B model: off; the proxy stands in.
-        # retain_lambdas (Fig. 15) trains one RDO per λ_ret (~13 min each here): the paper profile only
-        "report": dict(n_eval=24, n_capability=12, max_new_tokens=32, n_sweep=8, n_alphas=4, n_cone_samples=16,
-                       n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,), bench_tasks=None,
-                       retain_lambdas=None),
+        # the held-out evaluation of the report and the notebooks (EvalSizes). lm-eval (bench_tasks) needs
+        # the Hub and hours of CPU for a 0.5B model: off, the proxy stands in. retain_lambdas (Fig. 15)
+        # trains one RDO per λ_ret: the paper profile only (notebook 02 draws it on request)
+        "eval": dict(n_eval=24, n_capability=12, max_new_tokens=32, n_sweep=8, n_alphas=4, n_cone_samples=16,
+                     n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,)),
     },
     "paper": {
         "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
@@ -108,25 +101,69 @@ PROFILES: dict[str, dict[str, dict]] = {
                        harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
         # the paper (docs/algorithms.md §9): 250 steps, nanoGCG defaults (width 512, top-k 256), 512-token answers
         "gcg": dict(steps=250, search_width=512, topk=256, n_prompts=None, eval_batch=128, max_new_tokens=512),
-        "eval": dict(n_eval=128, n_sweep=128, n_alphas=16, sweep_lambdas=list(RETAIN_LAMBDAS), sweep_epochs=1,
-                     max_new_tokens=512, n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
-                     bon_temperatures=(0.2, 0.5, 1.0, 1.2)),
-        # the evaluation behind report.html (`refusal-tl reproduce`): the paper's sizes
-        "report": dict(n_eval=128, n_capability=128, max_new_tokens=512, n_sweep=128, n_alphas=16,
-                       n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
-                       bon_temperatures=(0.2, 0.5, 1.0, 1.2), bench_tasks=BENCH_TASKS,
-                       retain_lambdas=RETAIN_LAMBDAS, retain_epochs=1),
+        # the paper's sizes (lm-eval on every document of its four tasks; one RDO per λ_ret for Fig. 15)
+        "eval": dict(n_eval=128, n_capability=128, max_new_tokens=512, n_sweep=128, n_alphas=16,
+                     n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
+                     bon_temperatures=(0.2, 0.5, 1.0, 1.2), bench_tasks=BENCH_TASKS, bench_limit=None,
+                     retain_lambdas=RETAIN_LAMBDAS, retain_epochs=1),
     },
 }
-NAMES = tuple(PROFILES)
 Profile = Literal["ci", "cpu", "paper"]
+NAMES: tuple[str, ...] = get_args(Profile)
+assert NAMES == tuple(PROFILES), "the Profile literal names every profile of the table"
 
 
 def profile(name: str, stage: str) -> dict:
-    """The settings of ``stage`` (``dim``, ``rdo``, ``cone``, ``repind``, ``gcg``, ``eval``, ``report``) of
-    profile ``name``."""
+    """The settings of ``stage`` (``dim``, ``rdo``, ``cone``, ``repind``, ``gcg``, ``eval``) of profile ``name``."""
     check_choice("profile", name, NAMES)
     return dict(PROFILES[name][stage])
+
+
+@no_type_check  # __post_init__ validates (lists become tuples), with errors that name the fix
+@dataclass(frozen=True)
+class EvalSizes:
+    """How big the held-out evaluation behind ``report.html`` and the notebooks is (a profile's
+    ``eval`` entry; the same sizes for both, so a notebook reads what ``reproduce`` cached)."""
+
+    n_eval: int  # harmful and harmless test prompts per set (Table 5, Figs. 2, 7, 8, 10)
+    n_capability: int  # harmless prompts of the offline capability proxy
+    max_new_tokens: int  # greedy tokens per answer
+    n_sweep: int  # prompts per set of the α sweeps (Figs. 20, 22)
+    n_alphas: int  # α values of Fig. 22
+    n_cone_samples: int  # sampled directions per cone (Figs. 3, 18, 5/19)
+    n_cone_eval: int  # prompts per set for the cone samples
+    n_cone_alphas: int  # α values of Fig. 20
+    n_trace: int  # prompts of the cosine traces (Figs. 6, 9) and the interference matrix
+    bon_temperatures: tuple[float, ...] = ()  # Fig. 5's temperature-sampling baselines
+    bench_tasks: tuple[str, ...] | None = None  # lm-eval tasks (Table 4); None: the offline proxy only
+    bench_limit: int | None = None  # lm-eval documents per task (None: all)
+    bench_tasks_dir: str | None = None  # a folder of extra lm-eval task YAMLs
+    retain_lambdas: tuple[float, ...] | None = None  # Fig. 15: one RDO per λ_ret
+    retain_epochs: int | None = None  # epochs of each of those runs (None: the profile's)
+
+    def __post_init__(self):
+        for f in fields(self)[:9]:
+            if not (isinstance(getattr(self, f.name), int) and getattr(self, f.name) > 0):
+                raise RefusalTLError(f"evaluation size {f.name} must be a positive integer, got "
+                                     f"{getattr(self, f.name)!r}.")
+        for name in ("bon_temperatures", "bench_tasks", "retain_lambdas"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @classmethod
+    def of(cls, profile_name: str, **overrides) -> "EvalSizes":
+        """Profile ``profile_name``'s sizes, then ``overrides``; an unknown key is an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise RefusalTLError(f"unknown evaluation size(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+        return cls(**{**profile(profile_name, "eval"), **overrides})
+
+    def replace(self, **kw) -> "EvalSizes":
+        return replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def split(name: str, stage: str, nested: set[str], nested_overrides: dict | None = None,

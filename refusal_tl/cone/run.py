@@ -3,7 +3,7 @@
 One function, :func:`run_cone`, serves the CLI (``refusal-tl cone``) and notebook 03. It
 reads ``RUN_DIR/dim/direction.safetensors`` (α = ‖DIM‖, the layer) and, with
 ``init="rdo"``, ``RUN_DIR/rdo/direction.safetensors``; for every dimension N it writes
-``RUN_DIR/cone/dim{N}/``: ``basis.safetensors`` (a :class:`~refusal_tl.geometry.RefusalCone`)
+``RUN_DIR/cone-{N}/``: ``basis.safetensors`` (a :class:`~refusal_tl.geometry.RefusalCone`)
 with its JSON, ``history.json`` (loss per step), ``selection.json`` and ``metadata.json``.
 Training checkpoints every step (``checkpoint.safetensors``); a finished dimension whose
 settings match is loaded instead of retrained, so a rerun resumes where it stopped.
@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from refusal_tl import plotting
 from refusal_tl.cone.config import ConeRunConfig
 from refusal_tl.cone.select import ConeSelection, select_cone
 from refusal_tl.cone.train import grow, train_cone
+from refusal_tl.dim.run import load_dim, val_sets
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.scorer import Scorer
 from refusal_tl.geometry import RefusalCone, RefusalDirection
@@ -28,7 +30,7 @@ from refusal_tl.io import ensure_dir, json_digest, read_json, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.optim import SphereRun, check_checkpoints
 from refusal_tl.optim.sphere import gram_schmidt
-from refusal_tl.rdo.run import load_dim, stage_pairs, val_sets
+from refusal_tl.rdo.run import stage_pairs
 
 
 @dataclass
@@ -44,14 +46,20 @@ class ConeResult:
     seconds: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
 
+    def summary_table(self) -> pd.DataFrame:
+        return pd.DataFrame([dict(dims=n, step=s.step + 1, **{k: s.chosen.get(k) for k in
+                                                             ("sample_bypass", "sample_induce", "sample_kl_max")})
+                             for n, s in self.selections.items()])
+
     def figures(self) -> dict:
-        return {f"cone_dim{n}_loss": plotting.rdo_loss_curves(
+        return {f"cone_{n}_loss": plotting.rdo_loss_curves(
                     h, self.selections[n].step, f"{n}-dimensional cone: losses summed over samples and basis")
                 for n, h in self.histories.items()}
 
 
 def cone_dir(run_dir: str | Path, dims: int) -> Path:
-    return Path(run_dir) / "cone" / f"dim{dims}"
+    """``RUN/cone-{dims}``: one folder per cone dimension, like ``repind-{k}`` per RepInd direction."""
+    return Path(run_dir) / f"cone-{dims}"
 
 
 def rdo_init(run_dir: Path, model: RefusalModel, dim: RefusalDirection) -> torch.Tensor:
@@ -76,9 +84,9 @@ def run_cone(cfg: ConeRunConfig, run_dir: str | Path, model: RefusalModel | None
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    check_checkpoints((run_dir / "cone").glob("dim*/checkpoint.safetensors"))
+    check_checkpoints(run_dir.glob("cone-*/checkpoint.safetensors"))
     harmful_val, harmless_val = (s[:cfg.n_val] for s in val_sets(run_dir, model, cfg.batch_size))
-    pairs, info = stage_pairs(run_dir, model, dim, cfg, run_dir / "cone")
+    pairs, info = stage_pairs(run_dir, model, dim, cfg, run_dir / "cone-targets")
     scorer = Scorer(model, harmful_val, harmless_val, cfg.batch_size)
     info.update(val=dict(harmful=len(harmful_val), harmless=len(harmless_val)), init=cfg.init)
     seconds["prepare"] = time.perf_counter() - t0
@@ -101,9 +109,9 @@ def run_cone(cfg: ConeRunConfig, run_dir: str | Path, model: RefusalModel | None
         if cfg.early_stop and min(selections[n].chosen["basis_bypass"]) >= 0:
             info["early_stop"] = n
             break
-    result = ConeResult(cones, histories, selections, dim, cfg, info, seconds, run_dir / "cone")
+    result = ConeResult(cones, histories, selections, dim, cfg, info, seconds, run_dir)
     for name, fig in result.figures().items():
-        plotting.save_figure(fig, run_dir / "cone" / "figures" / name)
+        plotting.save_figure(fig, cone_dir(run_dir, int(name.split("_")[1])) / "figures" / name)
     return result
 
 

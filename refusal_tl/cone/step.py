@@ -29,7 +29,7 @@ from torch import Tensor
 from refusal_tl.cone.config import ConeConfig
 from refusal_tl.model import RefusalModel
 from refusal_tl.rdo.step import Prepared, reference_step, term_losses
-from refusal_tl.rdo.windows import TERMS, buckets
+from refusal_tl.steer.windows import TERMS, buckets
 
 # A direction of the step: (weight in the loss, idx -> r for those examples, [d] or [len(idx), d]).
 Term = tuple[float, Callable[[list[int]], Tensor]]

@@ -15,7 +15,7 @@ from refusal_tl.model import RefusalModel
 from refusal_tl.optim import SphereRun, random_rows, train_sphere
 from refusal_tl.optim.sphere import gram_schmidt
 from refusal_tl.rdo.step import Prepared
-from refusal_tl.rdo.windows import pair_lengths
+from refusal_tl.steer.windows import pair_lengths
 
 
 def grow(previous: Float[Tensor, "n d_model"] | None, dims: int, d_model: int,

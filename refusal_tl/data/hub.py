@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 
+from datasets import load_dataset
+
 from refusal_tl.errors import RefusalTLError
 
 HUB_DATASETS = {
@@ -34,8 +36,6 @@ def load_hub(name: str, n: int | None = None, seed: int = 42, split: str = "all"
         raise RefusalTLError(f"dataset {name!r} has no split {split!r}: use "
                              f"{', '.join([*SPLITS.get(name, {}), 'all'])}.")
     try:
-        from datasets import load_dataset
-
         prompts = _HUB_LOADERS[name](load_dataset, seed)
     except RefusalTLError:
         raise

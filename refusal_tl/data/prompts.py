@@ -24,6 +24,7 @@ import random
 from importlib import resources
 from pathlib import Path
 
+from refusal_tl.data.hub import load_hub
 from refusal_tl.errors import RefusalTLError
 
 FIELDS = ("instruction", "prompt", "goal", "Goal", "forbidden_prompt", "question")
@@ -118,8 +119,6 @@ def load_source(spec: str, n: int | None = None) -> list[str]:
         _, kind, split = (spec.split(":") + ["test"])[:3]
         return bundled(kind, split, n)
     if spec.startswith("hub:"):
-        from refusal_tl.data.hub import load_hub
-
         _, name, split = (spec.split(":") + ["all"])[:3]
         return load_hub(name, n, split=split)
     return load_prompts(spec, n)

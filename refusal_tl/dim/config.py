@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import no_type_check
 
 from refusal_tl import profiles
-from refusal_tl.errors import RefusalTLError, check_at_least_one, check_choice
-from refusal_tl.model.load import DTYPE_CHOICES, pick_device
+from refusal_tl.errors import RefusalTLError, check_at_least_one, check_literals
+from refusal_tl.model.load import DtypeName, pick_device
 
 
 @no_type_check  # __post_init__ validates, with errors that name the fix
@@ -25,7 +25,7 @@ class DimConfig:
     profile: profiles.Profile = "cpu"
     n_train: int | None = 128
     n_val: int | None = 48
-    n_val_harmless: int | None = None  # None: same as n_val
+    n_val_harmless: int | None = 32  # None: same as n_val
     batch_size: int = 16
     filter_prompts: bool = True
     score_late_layers: bool = False
@@ -36,14 +36,13 @@ class DimConfig:
     harmful_val: str | None = None
     harmless_val: str | None = None
     device: str | None = None
-    dtype: str = "auto"  # auto: bf16 where the hardware computes it natively, else float32
+    dtype: DtypeName = "auto"  # auto: bf16 where the hardware computes it natively, else float32
 
     def __post_init__(self):
-        check_choice("profile", self.profile, profiles.NAMES)
+        check_literals(self)
         check_at_least_one(self, "n_train", "n_val", "n_val_harmless", optional=True)
         check_at_least_one(self, "batch_size")
         object.__setattr__(self, "positions", check_positions(self.positions))
-        check_choice("dtype", self.dtype, DTYPE_CHOICES)
         if self.device is not None:
             pick_device(self.device)
 

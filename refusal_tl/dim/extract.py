@@ -20,9 +20,9 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from refusal_tl.eval.metrics import refusal_score
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.forward import batches
+from refusal_tl.steer.metrics import refusal_score
 
 
 @dataclass

@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from refusal_tl import data, plotting
@@ -37,6 +38,11 @@ class DimResult:
     prompts: dict[str, list[str]]
     seconds: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
+
+    def summary_table(self) -> pd.DataFrame:
+        d = self.direction
+        return pd.DataFrame([dict(layer=d.layer, position=d.pos, norm=d.norm,
+                                  **{k: d.extra.get(k) for k in ("bypass", "induce", "kl")})])
 
     def figures(self) -> dict:
         """The run's Plotly figures, by file stem."""
@@ -235,3 +241,33 @@ def save_dim(result: DimResult, dim_dir: Path) -> None:
     })
     for name, fig in result.figures().items():
         plotting.save_figure(fig, dim_dir / "figures" / name)
+
+
+# What the later stages read from a DIM run directory.
+
+def dim_path(run_dir: str | Path) -> Path:
+    """``RUN_DIR/dim/direction.safetensors``, or a clear error naming the command that makes it."""
+    path = Path(run_dir) / "dim" / "direction.safetensors"
+    if not path.is_file():
+        raise RefusalTLError(f"no DIM direction at {path}: run `refusal-tl dim --out {run_dir}` first.")
+    return path
+
+
+def load_dim(run_dir: Path, model: RefusalModel) -> RefusalDirection:
+    """The DIM direction of ``run_dir``, checked against ``model`` (width and name)."""
+    path = dim_path(run_dir)
+    dim = RefusalDirection.load(path)
+    dim.check_width(model.d_model)
+    if dim.model != model.name:
+        raise RefusalTLError(f"{path} was extracted from {dim.model}, not {model.name}; pass --model {dim.model}.")
+    return dim
+
+
+def val_sets(run_dir: Path, model: RefusalModel, batch_size: int) -> tuple[list[str], list[str]]:
+    """The DIM run's filtered validation prompts (RDO's ``last20`` selection, cone filters, RepInd candidates)."""
+    meta = read_json(run_dir / "dim" / "metadata.json", "DIM metadata")
+    dim_cfg = DimConfig(**meta["config"])
+    sets = prompt_sets(dim_cfg)
+    if not dim_cfg.filter_prompts:
+        return sets["harmful_val"], sets["harmless_val"]
+    return filter_val(model, sets["harmful_val"], sets["harmless_val"], batch_size, cache_dir=run_dir / "dim")

@@ -17,7 +17,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.export import baked_model
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import RefusalModel
 from refusal_tl.profiles import BENCH_TASKS
@@ -42,8 +45,6 @@ class BenchmarkScores:
 
     def table(self):
         """One row per task and condition: the headline metric and its change from no intervention."""
-        import pandas as pd
-
         rows = [dict(task=t, metric=self.headline[t], condition=c, score=self.scores[c][t][self.headline[t]],
                      change=self.scores[c][t][self.headline[t]] - self.scores[BASELINE][t][self.headline[t]])
                 for t in self.tasks for c in self.scores]
@@ -61,8 +62,6 @@ def lm_eval_scores(model: RefusalModel, conditions: dict[str, list[RefusalDirect
 
     ``task_dir``: a folder of extra task YAMLs; ``lm_eval_tasks=False`` indexes only those
     (lm-eval's own index takes ~15 s to build)."""
-    from refusal_tl.export import baked_model
-
     if not conditions or not all(conditions.values()):
         raise RefusalTLError("lm-eval side effects need a direction to ablate (--direction FILE).")
     for d in (d for ds in conditions.values() for d in ds):

@@ -18,11 +18,11 @@ from torch import Tensor
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.evaluate import Directions, direction_hooks, first_token_kl
 from refusal_tl.model import RefusalModel
-from refusal_tl.rdo.losses import target_cross_entropy
-from refusal_tl.rdo.windows import windows
 from refusal_tl.steer.forward import length_order, window_logits
 from refusal_tl.steer.generation import generate
-from refusal_tl.steer.hooks import Hook
+from refusal_tl.steer.hooks import Hook, Intervention
+from refusal_tl.steer.metrics import target_cross_entropy
+from refusal_tl.steer.windows import windows
 
 LABEL = "capability proxy (offline): CE of the model's own harmless completions + first-token KL, not a benchmark"
 
@@ -34,7 +34,7 @@ class CapabilityProxy:
     first_token_kl: float
     n_prompts: int
     max_new_tokens: int
-    intervention: str
+    intervention: Intervention
     label: str = LABEL
 
     @property
@@ -80,9 +80,10 @@ def own_answers(model: RefusalModel, prompts: list[str], max_new_tokens: int = 6
     return OwnAnswers(ps, cs, float(completion_ce(model, ps, cs, [], batch_size).mean()), max_new_tokens)
 
 
-def capability_proxy(model: RefusalModel, prompts: list[str], direction: Directions, intervention: str = "ablate",
-                     max_new_tokens: int = 64, layer: int | None = None, alpha: float | None = None,
-                     batch_size: int = 16, answers: OwnAnswers | None = None) -> CapabilityProxy:
+def capability_proxy(model: RefusalModel, prompts: list[str], direction: Directions,
+                     intervention: Intervention = "ablate", max_new_tokens: int = 64, layer: int | None = None,
+                     alpha: float | None = None, batch_size: int = 16,
+                     answers: OwnAnswers | None = None) -> CapabilityProxy:
     """The proxy on harmless ``prompts`` (prompts whose greedy answer is empty are skipped);
     ``answers``: :func:`own_answers` of these prompts, when already made for another direction."""
     answers = answers or own_answers(model, prompts, max_new_tokens, batch_size)

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.judges import Judge, SubstringJudge
@@ -22,7 +18,7 @@ from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.forward import kl_to_base, map_last_logits
 from refusal_tl.steer.generation import generate
-from refusal_tl.steer.hooks import ablation_hooks, intervention_hooks
+from refusal_tl.steer.hooks import AT_LAYER, Intervention, ablation_hooks, intervention_hooks
 
 
 @dataclass
@@ -30,7 +26,7 @@ class EvalResult:
     """Per-prompt completions with their judgements, and the summary rate."""
 
     model: str
-    intervention: str
+    intervention: Intervention
     layer: int | None
     alpha: float | None
     max_new_tokens: int
@@ -58,14 +54,14 @@ class EvalResult:
 Directions = RefusalDirection | list[RefusalDirection] | None
 
 
-def check_several(n_directions: int, intervention: str) -> None:
+def check_several(n_directions: int, intervention: Intervention) -> None:
     """Several directions are only ever ablated together; a one-line error otherwise."""
     if n_directions > 1 and intervention != "ablate":
         raise RefusalTLError(f"several directions can only be ablated together, not used with "
                              f"--intervention {intervention}; pass one --direction.")
 
 
-def direction_hooks(model: RefusalModel, direction: Directions, intervention: str,
+def direction_hooks(model: RefusalModel, direction: Directions, intervention: Intervention,
                     layer: int | None = None, alpha: float | None = None, sequential: bool = False):
     """Hooks for ``intervention`` with ``direction``; layer/alpha default to its metadata.
 
@@ -86,7 +82,7 @@ def direction_hooks(model: RefusalModel, direction: Directions, intervention: st
         direction = direction[0]
     direction.check_width(model.d_model)
     layer = direction.layer if layer is None else layer
-    if intervention in ("add", "subtract"):  # ablation acts at every layer
+    if intervention in AT_LAYER:  # ablation acts at every layer
         model.check_layer(layer)
     vec = direction.vector.to(model.device)
     return intervention_hooks(intervention, vec, model.n_layers, layer, alpha)
@@ -94,7 +90,7 @@ def direction_hooks(model: RefusalModel, direction: Directions, intervention: st
 
 def evaluate_intervention(
     model: RefusalModel, prompts: list[str], direction: Directions = None,
-    intervention: str = "none", layer: int | None = None, alpha: float | None = None,
+    intervention: Intervention = "none", layer: int | None = None, alpha: float | None = None,
     max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16, sequential: bool = False,
 ) -> EvalResult:
     """Generate greedily under the intervention and judge every completion (several
@@ -104,7 +100,7 @@ def evaluate_intervention(
     meta = _metadata(direction, sequential)
     if isinstance(direction, list):
         direction = direction[0] if len(direction) == 1 else None
-    if intervention in ("add", "subtract"):
+    if intervention in AT_LAYER:
         layer = direction.layer if layer is None else layer
         alpha = direction.norm if alpha is None else alpha
     start = time.perf_counter()
@@ -130,7 +126,7 @@ def _metadata(direction: Directions, sequential: bool) -> dict:
 
 def first_token_kl(
     model: RefusalModel, prompts: list[str], direction: Directions,
-    intervention: str = "ablate", layer: int | None = None, alpha: float | None = None,
+    intervention: Intervention = "ablate", layer: int | None = None, alpha: float | None = None,
     batch_size: int = 16,
 ) -> float:
     """Mean KL(p_clean ‖ p_intervened) of the first generated token (last prompt position);
@@ -160,21 +156,3 @@ def evaluate_conditions(
                                                  max_new_tokens=max_new_tokens, judge=judge, batch_size=batch_size)
         for which, kind in conditions
     }
-
-
-def compare_directions(
-    model: RefusalModel, directions: dict[str, RefusalDirection], harmful: list[str], harmless: list[str],
-    max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
-) -> "pd.DataFrame":
-    """Refusal rates of several directions under the standard conditions, and first-token KL.
-
-    One row per (method, condition): ``condition`` is ``harmful/none``, ``harmful/ablate``,
-    ``harmful/subtract``, ``harmless/none``, ``harmless/add`` or ``harmless/ablate KL``;
-    ``value`` is a rate in [0, 1] (or the mean KL). Baselines are generated once and
-    repeated for every method. Feeds :func:`refusal_tl.plotting.method_comparison`
-    (paper Fig. 2 and Fig. 10). The long form of :func:`refusal_tl.eval.suite.method_table`.
-    """
-    from refusal_tl.eval.suite import method_long, method_table
-
-    return method_long(method_table(model, directions, harmful, harmless, max_new_tokens, judge=judge,
-                                    batch_size=batch_size))

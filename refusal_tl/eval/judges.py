@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from datasets import Dataset
+
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.eval.metrics import is_refusal
+from refusal_tl.steer.metrics import is_refusal
 
 
 @runtime_checkable
@@ -40,7 +42,6 @@ class StrongRejectJudge:
 
     def __call__(self, prompts: list[str], completions: list[str]) -> list[float]:
         try:
-            from datasets import Dataset
             from strong_reject.evaluate import evaluate_dataset
         except ImportError:
             raise RefusalTLError(

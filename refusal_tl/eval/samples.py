@@ -17,10 +17,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.eval.evaluate import direction_hooks
 from refusal_tl.eval.judges import Judge, SubstringJudge
 from refusal_tl.geometry import RefusalCone
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.generation import generate
+from refusal_tl.steer.hooks import AT_LAYER, Intervention
 from refusal_tl.steer.multi import multi_generate
 
 POOL = 512  # the official evaluation draws 512 samples (seed 42) and evaluates the first ones
@@ -31,7 +33,7 @@ class SampleEval:
     """Judgements ``scores[sample][prompt]`` of M directions on P prompts under one intervention."""
 
     model: str
-    intervention: str
+    intervention: Intervention
     layer: int | None
     alpha: float | None
     max_new_tokens: int
@@ -43,10 +45,16 @@ class SampleEval:
     seed: int | None = None
     direction_indices: list[int] = field(default_factory=list)
     source: dict = field(default_factory=dict)
+    kind: str = "refusal"  # the judge's: scores are refusals (1 = refused) or ASR (1 = fully jailbroken)
+
+    @property
+    def measure(self) -> str:
+        """What a rate is: ``refusal_rate`` or ``asr``."""
+        return "refusal_rate" if self.kind == "refusal" else "asr"
 
     @property
     def rates(self) -> Float[Tensor, " samples"]:
-        """Refusal rate (or ASR) of each sampled direction."""
+        """Refusal rate (or ASR, by the judge's kind) of each sampled direction."""
         return self.scores.mean(1)
 
     @property
@@ -54,11 +62,12 @@ class SampleEval:
         return float(self.scores.mean())
 
     def best_of_n(self, ns: list[int] | None = None) -> dict[int, float]:
-        """Best-of-N success (paper Figs. 5/19): per prompt, does any of N samples make the model
-        comply (1 − score)? Averaged over prompts and over the disjoint blocks of N samples."""
+        """Best-of-N success (paper Figs. 5/19): per prompt, the best of N samples (compliance,
+        1 − score, for a refusal judge; the score itself for an ASR judge), averaged over prompts and
+        over the disjoint blocks of N samples."""
         m = self.scores.shape[0]
         ns = ns or [n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if n <= m]
-        success = 1.0 - self.scores
+        success = 1.0 - self.scores if self.kind == "refusal" else self.scores
         return {n: float(torch.stack([success[b * n:(b + 1) * n].max(0).values.mean()
                                       for b in range(m // n)]).mean()) for n in ns}
 
@@ -66,17 +75,18 @@ class SampleEval:
         idx = self.direction_indices or list(range(self.scores.shape[0]))
         return {
             "model": self.model, "intervention": self.intervention, "layer": self.layer, "alpha": self.alpha,
-            "max_new_tokens": self.max_new_tokens, "judge": self.judge, "seed": self.seed, "source": self.source,
-            "seconds": self.seconds, "rate": self.rate, "n_samples": len(idx), "n_prompts": len(self.prompts),
+            "max_new_tokens": self.max_new_tokens, "judge": self.judge, "measure": self.measure, "seed": self.seed,
+            "source": self.source, "seconds": self.seconds, "rate": self.rate, "n_samples": len(idx),
+            "n_prompts": len(self.prompts),
             "best_of_n": {str(k): v for k, v in self.best_of_n().items()},
-            "samples": [{"direction_index": i, "refusal_rate": float(r)} for i, r in zip(idx, self.rates)],
+            "samples": [{"direction_index": i, self.measure: float(r)} for i, r in zip(idx, self.rates)],
             "prompts": [{"prompt": p, "scores": self.scores[:, j].tolist(),
                          "completions": [c[j] for c in self.completions]} for j, p in enumerate(self.prompts)],
         }
 
 
 def evaluate_directions(model: RefusalModel, prompts: list[str], directions: Float[Tensor, "n d_model"],
-                        intervention: str = "ablate", layer: int | None = None, alpha: float | None = None,
+                        intervention: Intervention = "ablate", layer: int | None = None, alpha: float | None = None,
                         max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 64,
                         desc: str | None = "generating") -> SampleEval:
     """Generate greedily under each direction's intervention (batched) and judge every completion.
@@ -87,7 +97,7 @@ def evaluate_directions(model: RefusalModel, prompts: list[str], directions: Flo
     if directions.dim() != 2 or directions.shape[1] != model.d_model:
         raise RefusalTLError(f"directions must be [n, d_model={model.d_model}] for {model.name}, "
                              f"got {tuple(directions.shape)}.")
-    if intervention in ("add", "subtract"):
+    if intervention in AT_LAYER:
         if layer is None:
             raise RefusalTLError(f"--intervention {intervention} needs a layer (--layer L).")
         model.check_layer(layer)
@@ -96,7 +106,7 @@ def evaluate_directions(model: RefusalModel, prompts: list[str], directions: Flo
                                  batch_size, desc=desc)
     scores = torch.tensor([judge(prompts, row) for row in completions], dtype=torch.float32)
     return SampleEval(model.name, intervention, layer, alpha, max_new_tokens, judge.name, prompts, completions,
-                      scores, time.perf_counter() - start)
+                      scores, time.perf_counter() - start, kind=judge.kind)
 
 
 def cone_samples(cone: RefusalCone, n: int, seed: int = 42) -> Float[Tensor, "n d_model"]:
@@ -105,7 +115,7 @@ def cone_samples(cone: RefusalCone, n: int, seed: int = 42) -> Float[Tensor, "n 
 
 
 def evaluate_cone(model: RefusalModel, prompts: list[str], cone: RefusalCone, n: int = 64, seed: int = 42,
-                  intervention: str = "ablate", layer: int | None = None, alpha: float | None = None,
+                  intervention: Intervention = "ablate", layer: int | None = None, alpha: float | None = None,
                   max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 64) -> SampleEval:
     """:func:`evaluate_directions` on ``n`` seeded samples of ``cone`` (layer and α from the cone)."""
     if cone.basis.shape[1] != model.d_model:
@@ -119,14 +129,12 @@ def evaluate_cone(model: RefusalModel, prompts: list[str], cone: RefusalCone, n:
     return res
 
 
-def evaluate_temperature(model: RefusalModel, prompts: list[str], direction, intervention: str = "ablate",
+def evaluate_temperature(model: RefusalModel, prompts: list[str], direction, intervention: Intervention = "ablate",
                          temperature: float = 1.0, n: int = 64, seed: int = 42, max_new_tokens: int = 32,
                          judge: Judge | None = None, batch_size: int = 64) -> SampleEval:
     """One direction, ``n`` completions per prompt sampled at ``temperature`` (the paper's Fig. 5
     baseline to cone samples: RDO ablation with temperature sampling). ``scores[i, j]`` judges the
     i-th sampled completion of prompt j, so :meth:`SampleEval.best_of_n` is best-of-N over draws."""
-    from refusal_tl.eval.evaluate import direction_hooks
-
     if temperature <= 0:
         raise RefusalTLError(f"temperature must be > 0 for sampling, got {temperature}.")
     judge = judge or SubstringJudge()
@@ -140,4 +148,4 @@ def evaluate_temperature(model: RefusalModel, prompts: list[str], direction, int
     layer = getattr(direction, "layer", None)
     return SampleEval(model.name, intervention, layer, None, max_new_tokens, judge.name, prompts, completions,
                       scores, time.perf_counter() - start, seed, list(range(n)),
-                      {"temperature": temperature, "method": getattr(direction, "method", None)})
+                      {"temperature": temperature, "method": getattr(direction, "method", None)}, judge.kind)

@@ -6,19 +6,20 @@
 
 Shared by DIM selection, RDO's ``last20`` selection and the cone filters; the ``*_many``
 variants score many vectors at once, one vector per batch row (:mod:`refusal_tl.steer.multi`).
-Induce resumes at the addition's layer from the clean harmless run kept at construction
-(:mod:`refusal_tl.steer.resume`), so the blocks before it run once, not once per vector.
+Induce (one vector or many) resumes at the addition's layer from the clean harmless run kept at
+construction (:mod:`refusal_tl.steer.resume`), so the blocks before it run once, not once per vector.
 """
 
 from __future__ import annotations
 
+import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from refusal_tl.eval.metrics import refusal_score
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.forward import kl_to_base, refusal_scores
 from refusal_tl.steer.hooks import ablation_hooks, addition_hooks
+from refusal_tl.steer.metrics import refusal_score
 from refusal_tl.steer.multi import multi_kl, multi_refusal_scores
 from refusal_tl.steer.resume import clean_states, resumed_refusal_scores
 
@@ -60,8 +61,10 @@ class Scorer:
         return multi_refusal_scores(self.model, self.harmful, vs, "ablate", batch_size=self.bs * 2).mean(1)
 
     def induce_many(self, vs: Float[Tensor, "n d_model"], layer: int) -> Float[Tensor, " n"]:
-        """:meth:`induce` of every row of ``vs`` (each row added with its own norm)."""
-        return multi_refusal_scores(self.model, self.harmless, vs, "add", layer, batch_size=self.bs * 2).mean(1)
+        """:meth:`induce` of every row of ``vs`` (each row added with its own norm), each resumed at
+        ``layer`` from the clean run: blocks before it never run again (on 2 CPU cores that saves more
+        than batching rows of different directions together, which the other ``*_many`` do)."""
+        return torch.tensor([self.induce(v, layer) for v in vs])
 
     def kl_many(self, vs: Float[Tensor, "n d_model"]) -> Float[Tensor, " n"]:
         """:meth:`kl` of every row of ``vs``."""

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import pandas as pd
-
 import numpy as np
+import pandas as pd
 from jaxtyping import Float
 from torch import Tensor
 
@@ -22,7 +18,7 @@ from refusal_tl.steer.multi import multi_refusal_scores
 def addition_sweep(
     model: RefusalModel, directions: dict[str, RefusalDirection], prompt_sets: dict[str, list[str]],
     alphas: list[float], max_new_tokens: int = 32, judge: Judge | None = None, batch_size: int = 16,
-) -> "pd.DataFrame":
+) -> pd.DataFrame:
     """Refusal rate under +α·r̂ at each direction's layer, for every α, direction and prompt set.
 
     The paper's Fig. 22 (over-refusal vs. safety as the addition strength grows, on
@@ -30,8 +26,6 @@ def addition_sweep(
     (not in the official code); α is used as given (the authors cast it to int). α = 0 is
     the unsteered model and is generated once per set.
     """
-    import pandas as pd
-
     judge = judge or SubstringJudge()
     rows = []
     for name, prompts in prompt_sets.items():
@@ -54,15 +48,13 @@ def alpha_grid(alpha0: float, n: int = 10) -> list[float]:
 def monotonic_sweep(
     model: RefusalModel, prompts: list[str], directions: dict[str, Float[Tensor, "n d_model"]], layer: int,
     alphas: list[float], batch_size: int = 64,
-) -> "pd.DataFrame":
+) -> pd.DataFrame:
     """Mean refusal score on ``prompts`` under +α·r̂ at ``layer`` (paper Fig. 20, forward only).
 
     ``directions`` maps a name (``DIM``, ``cone dim 3``, …) to unit-or-not rows (each is
     normalised); one output row per (name, α, direction) with the mean score over prompts,
     so a plot can show mean ± std over the cone's samples. α = 0 is the unsteered model.
     """
-    import pandas as pd
-
     base = float(refusal_scores(model, prompts, [], batch_size).mean())
     rows = []
     for name, vs in directions.items():

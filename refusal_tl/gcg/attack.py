@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
+from transformers import DynamicCache
 
 from refusal_tl.model import RefusalModel
 from refusal_tl.repind.traces import trace_hooks
@@ -54,8 +55,6 @@ class SuffixLoss:
 
     def __init__(self, model: RefusalModel, problem: Problem, direction: Tensor | None, layer: int,
                  aux_weight: float = 10.0):
-        from transformers import DynamicCache
-
         self.model, self.problem, self.layer, self.aux_weight = model, problem, layer, aux_weight
         self.embed = model.hf_model.get_input_embeddings()
         self.unit = None if direction is None else (direction / direction.norm()).float().to(model.device)

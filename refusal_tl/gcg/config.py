@@ -6,21 +6,21 @@ from dataclasses import asdict, dataclass
 from typing import no_type_check
 
 from refusal_tl import profiles
-from refusal_tl.errors import RefusalTLError, check_at_least_one, check_choice
+from refusal_tl.errors import RefusalTLError, check_at_least_one, check_literals
 
 
 @no_type_check  # __post_init__ validates, with errors that name the fix
 @dataclass(frozen=True)
 class GcgConfig:
-    """One attack per prompt (the paper's settings: 250 steps, 20 × "!", top-k 256, one position
-    replaced per candidate, seed 42, w_aux = 10 at 15/26 of the depth, target = the first 20
-    characters of the DIM-ablated completion)."""
+    """One attack per prompt: 20 × "!", one position replaced per candidate, seed 42, w_aux = 10 at
+    15/26 of the depth, target = the first 20 characters of the DIM-ablated completion (the paper's);
+    the defaults are the cpu profile's budget (the paper profile: 250 steps of width 512, top-k 256)."""
 
     model: str = "bundled"
     profile: profiles.Profile = "cpu"
-    steps: int = 250
-    search_width: int = 512
-    topk: int = 256
+    steps: int = 20
+    search_width: int = 32
+    topk: int = 128
     n_replace: int = 1
     suffix_init: str = "!"  # repeated suffix_len times, space-separated ("! ! … !")
     suffix_len: int = 20
@@ -28,12 +28,12 @@ class GcgConfig:
     aux_layer: int | None = None  # None: round(15/26 · L), the paper's layer 15 of Gemma-2-2B's 26
     target_chars: int = 20
     seed: int = 42
-    eval_batch: int = 64  # candidates per forward
-    n_prompts: int | None = None
+    eval_batch: int = 32  # candidates per forward
+    n_prompts: int | None = 3
     max_new_tokens: int = 32
 
     def __post_init__(self):
-        check_choice("profile", self.profile, profiles.NAMES)
+        check_literals(self)
         check_at_least_one(self, "steps", "search_width", "topk", "n_replace", "suffix_len", "target_chars",
                            "eval_batch", "max_new_tokens")
         check_at_least_one(self, "n_prompts", optional=True)

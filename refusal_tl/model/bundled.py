@@ -26,6 +26,10 @@ import os
 import shutil
 from pathlib import Path
 
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.io import temp_dir
 
@@ -123,10 +127,6 @@ def _dequantise(folder: Path, gguf_name: str) -> None:
     transformers refuses ``save_pretrained`` on a GGUF-loaded model, so the state dict is
     saved directly and the config is saved without its quantisation entry.
     """
-    import torch
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_name, dtype=torch.float32)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}

@@ -24,8 +24,11 @@ import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
+from transformer_lens.model_bridge import TransformerBridge
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.io import file_sha256
@@ -35,7 +38,8 @@ from refusal_tl.model.chat import ChatFormat
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPE_CHOICES = ("auto", *DTYPES)
+DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
+DTYPE_CHOICES: tuple[str, ...] = get_args(DtypeName)
 
 
 @dataclass
@@ -164,8 +168,6 @@ def load_model(
 
     ``device_map`` is passed to ``from_pretrained`` for models larger than one GPU.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     source, kwargs, name, sha = _resolve(spec)
@@ -190,8 +192,6 @@ def load_model(
 
 def wrap_hf_model(hf, tokenizer, name: str, weights_sha: str = "unknown", device=None, dtype=None):
     """Boot a bridge around an already-loaded HF model (used by tests for tiny models)."""
-    from transformer_lens.model_bridge import TransformerBridge
-
     dev = torch.device(device) if device is not None else next(hf.parameters()).device
     if not getattr(hf.config, "name_or_path", None):
         hf.config.name_or_path = name

@@ -9,50 +9,19 @@ Context: Algorithm 1 trains a unit direction r with three terms:
 - **L_ret**: with r ablated, a harmless prompt's output distribution over the retain
   window should not change (KL between clean and ablated logits).
 
-Only target tokens are supervised: labels are the input ids shifted by one, with every
-prompt position masked (``IGNORE``), so the first supervised prediction is made at the
-last template token.
+Only target tokens are supervised (:func:`refusal_tl.steer.metrics.target_cross_entropy`):
+labels are the input ids shifted by one, with every prompt position masked, so the first
+supervised prediction is made at the last template token.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
-from jaxtyping import Float, Int, Shaped
+from jaxtyping import Float, Shaped
 from torch import Tensor
 
 from refusal_tl.profiles import RDO_WEIGHTS
-
-IGNORE = -100
-
-
-def target_labels(ids: Int[Tensor, "batch pos"], target_mask: Int[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:
-    """Next-token labels supervising only target tokens.
-
-    ``labels[b, t] = ids[b, t + 1]`` where token t + 1 is a target token, else ``IGNORE``.
-    The last position has no next token and is always ``IGNORE``.
-    """
-    labels = torch.full_like(ids, IGNORE)
-    nxt_is_target = target_mask[:, 1:].bool()
-    labels[:, :-1] = torch.where(nxt_is_target, ids[:, 1:], torch.full_like(ids[:, 1:], IGNORE))
-    return labels
-
-
-def target_cross_entropy(
-    logits: Float[Tensor, "batch pos d_vocab"], labels: Int[Tensor, "batch pos"]
-) -> Float[Tensor, " batch"]:
-    """Per-example mean cross-entropy over its supervised (non-``IGNORE``) positions.
-
-    One value per row, so a batch of rows gives exactly the losses of micro-batch 1 (the
-    official setting): average the rows for the batch loss. A row without targets gives 0.
-    """
-    b, p, v = logits.shape
-    flat = F.cross_entropy(rearrange(logits.float(), "b p v -> (b p) v"), labels.flatten(),
-                           ignore_index=IGNORE, reduction="none")
-    nll = rearrange(flat, "(b p) -> b p", b=b)
-    n = (labels != IGNORE).sum(1)
-    return nll.sum(1) / n.clamp(min=1)
 
 
 def retain_kl(

@@ -15,21 +15,21 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from refusal_tl import data, plotting
-from refusal_tl.dim.config import DimConfig
-from refusal_tl.dim.run import filter_val, prompt_sets, source
+from refusal_tl.dim.run import filter_val, load_dim, source, val_sets
 from refusal_tl.errors import RefusalTLError, check_choice
-from refusal_tl.eval.metrics import is_refusal
 from refusal_tl.geometry import RefusalDirection
-from refusal_tl.io import ensure_dir, read_json, write_json
+from refusal_tl.io import ensure_dir, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.optim import SphereRun, check_checkpoints
 from refusal_tl.rdo.config import RdoRunConfig, RefusalTargets
 from refusal_tl.rdo.select import RdoSelection, select_rdo
 from refusal_tl.rdo.targets import make_targets
 from refusal_tl.rdo.train import train_rdo
+from refusal_tl.steer.metrics import is_refusal
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ class RdoResult:
     def cosine_to_dim(self) -> float:
         a, b = self.direction.vector.float(), self.dim.vector.float()
         return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+    def summary_table(self) -> pd.DataFrame:
+        e = self.direction.extra
+        return pd.DataFrame([dict(step=e.get("step"), cosine_to_dim=self.cosine_to_dim,
+                                  train_loss=e.get("train_loss"))])
 
     def figures(self) -> dict:
         return {"rdo_loss_curves": plotting.rdo_loss_curves(self.run.history, self.selection.step)}
@@ -123,33 +128,6 @@ def refusing_refusals(examples: list[tuple[str, str]]) -> list[tuple[str, str]]:
             out.append(refusing[j % len(refusing)])
             j += 1
     return out
-
-
-def dim_path(run_dir: str | Path) -> Path:
-    """``RUN_DIR/dim/direction.safetensors``, or a clear error naming the command that makes it."""
-    path = Path(run_dir) / "dim" / "direction.safetensors"
-    if not path.is_file():
-        raise RefusalTLError(f"no DIM direction at {path}: run `refusal-tl dim --out {run_dir}` first.")
-    return path
-
-
-def load_dim(run_dir: Path, model: RefusalModel) -> RefusalDirection:
-    path = dim_path(run_dir)
-    dim = RefusalDirection.load(path)
-    dim.check_width(model.d_model)
-    if dim.model != model.name:
-        raise RefusalTLError(f"{path} was extracted from {dim.model}, not {model.name}; pass --model {dim.model}.")
-    return dim
-
-
-def val_sets(run_dir: Path, model: RefusalModel, batch_size: int) -> tuple[list[str], list[str]]:
-    """The DIM run's filtered validation prompts (for ``last20`` selection)."""
-    meta = read_json(run_dir / "dim" / "metadata.json", "DIM metadata")
-    dim_cfg = DimConfig(**meta["config"])
-    sets = prompt_sets(dim_cfg)
-    if not dim_cfg.filter_prompts:
-        return sets["harmful_val"], sets["harmless_val"]
-    return filter_val(model, sets["harmful_val"], sets["harmless_val"], batch_size, cache_dir=run_dir / "dim")
 
 
 def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None = None,

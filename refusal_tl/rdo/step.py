@@ -34,10 +34,11 @@ from torch import Tensor
 
 from refusal_tl.model import RefusalModel
 from refusal_tl.rdo.config import RdoConfig
-from refusal_tl.rdo.losses import retain_kl, target_cross_entropy, total_loss
-from refusal_tl.rdo.windows import SOURCE, TERMS, buckets, column, left_pad, windows
+from refusal_tl.rdo.losses import retain_kl, total_loss
 from refusal_tl.steer.forward import layer_inputs, logits_from, uncapped, window_logits
 from refusal_tl.steer.hooks import ablation_hooks, addition_hooks, row_hooks
+from refusal_tl.steer.metrics import target_cross_entropy
+from refusal_tl.steer.windows import SOURCE, TERMS, buckets, column, left_pad, windows
 
 
 class Prepared:

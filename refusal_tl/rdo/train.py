@@ -12,7 +12,7 @@ from refusal_tl.model import RefusalModel
 from refusal_tl.optim import SphereRun, random_rows, train_sphere
 from refusal_tl.rdo.config import RdoConfig
 from refusal_tl.rdo.step import Prepared, step_losses
-from refusal_tl.rdo.windows import pair_lengths
+from refusal_tl.steer.windows import pair_lengths
 
 
 def train_rdo(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, cfg: RdoConfig = RdoConfig(),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import no_type_check
+from dataclasses import dataclass, field
+from typing import ClassVar, no_type_check
 
-from refusal_tl import profiles
-from refusal_tl.errors import RefusalTLError, check_at_least_one, check_choice
-from refusal_tl.rdo.config import RdoConfig
+from refusal_tl.errors import RefusalTLError, check_at_least_one
+from refusal_tl.rdo.config import RdoConfig, RunConfig, cpu
 
 
 @no_type_check  # __post_init__ validates, with errors that name the fix
@@ -36,7 +35,7 @@ class RepIndConfig(RdoConfig):
 
 @no_type_check  # __post_init__ validates, with errors that name the fix
 @dataclass(frozen=True)
-class RepIndRunConfig:
+class RepIndRunConfig(RunConfig):
     """Everything that determines an iterative RepInd run (recorded in its metadata).
 
     ``k`` directions are found one after another; each from ``candidates`` random starts
@@ -44,32 +43,15 @@ class RepIndRunConfig:
     mean refusal score under ablation on ``n_val`` filtered harmful validation prompts wins.
     """
 
-    model: str = "bundled"
-    profile: profiles.Profile = "cpu"
+    STAGE: ClassVar[str] = "repind"
+    NESTED: ClassVar[tuple[str, type]] = ("repind", RepIndConfig)
+
     k: int = 2
     candidates: int = 1
-    n_train: int | None = None
-    filter_prompts: bool = True
-    refusal_targets: str = "all"
-    n_val: int | None = None
-    batch_size: int = 16
-    harmful_train: str | None = None
-    harmless_train: str | None = None
-    max_steps: int | None = None
-    repind: RepIndConfig = field(default_factory=RepIndConfig)
+    n_val: int | None = 24
+    repind: RepIndConfig = field(default_factory=cpu(RepIndConfig, "repind"))
 
     def __post_init__(self):
-        check_choice("profile", self.profile, profiles.NAMES)
-        check_choice("refusal_targets", self.refusal_targets, ("all", "refusing"))
-        check_at_least_one(self, "k", "candidates", "batch_size")
-        check_at_least_one(self, "n_train", "n_val", "max_steps", optional=True)
-
-    @classmethod
-    def from_profile(cls, profile: str, repind: dict | None = None, **overrides) -> "RepIndRunConfig":
-        """The profile's ``repind`` settings, then ``overrides`` (None values ignored); ``repind``
-        holds :class:`RepIndConfig` fields (``weights`` are merged into the RDO defaults)."""
-        kw, rep_kw = profiles.split(profile, "repind", {f.name for f in fields(RepIndConfig)}, repind, **overrides)
-        return cls(profile=profile, **kw, repind=RepIndConfig(**rep_kw))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        super().__post_init__()
+        check_at_least_one(self, "k", "candidates")
+        check_at_least_one(self, "n_val", optional=True)

@@ -17,15 +17,18 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from refusal_tl import plotting
+from refusal_tl.dim.run import load_dim, val_sets
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.io import ensure_dir, json_digest, read_json, tensor_digest, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.optim import check_checkpoints
-from refusal_tl.rdo.run import load_dim, stage_pairs, val_sets
+from refusal_tl.rdo.config import RdoRunConfig
+from refusal_tl.rdo.run import RdoResult, run_rdo, stage_pairs
 from refusal_tl.repind.config import RepIndRunConfig
 from refusal_tl.repind.step import TraceCache
 from refusal_tl.repind.train import train_repind
@@ -46,10 +49,42 @@ class RepIndResult:
     seconds: dict[str, float] = field(default_factory=dict)
     run_dir: Path | None = None
 
+    def summary_table(self) -> pd.DataFrame:
+        return pd.DataFrame([dict(direction=f"RepInd-{d.extra['k']}", candidate=d.extra["candidate"] + 1,
+                                  step=d.extra["step"], val_refusal_score=d.extra["val_refusal_score"],
+                                  cosines_to_earlier=", ".join(f"{c:.3f}" for c in d.extra["cosines_to_V"]))
+                             for d in self.directions])
+
     def figures(self) -> dict:
         lowest = lambda h: min(range(len(h)), key=lambda i: h[i]["train_loss"])
-        return {f"repind{k + 1}_loss": plotting.rdo_loss_curves(h, lowest(h), f"RepInd-{k + 1}: losses")
+        return {f"repind_{k + 1}_loss": plotting.rdo_loss_curves(h, lowest(h), f"RepInd-{k + 1}: losses")
                 for k, h in enumerate(self.histories)}
+
+
+@dataclass
+class IndependenceResult:
+    """Paper §6 in one stage: RDO⊥ (RDO held orthogonal to DIM, Fig. 6's reference) and RepInd-1 … K."""
+
+    perp: RdoResult
+    repind: RepIndResult
+
+    @property
+    def config(self) -> RepIndRunConfig:
+        return self.repind.config
+
+    def summary_table(self) -> pd.DataFrame:
+        return self.repind.summary_table()
+
+    def figures(self) -> dict:
+        return self.repind.figures()
+
+
+def run_independence(rdo_cfg: RdoRunConfig, cfg: RepIndRunConfig, run_dir: str | Path, model: RefusalModel,
+                     progress: bool = True) -> IndependenceResult:
+    """RDO⊥ (``RUN/rdo-perp``) and RepInd-1 … K (``RUN/repind-{k}``) from the DIM run in ``run_dir``."""
+    dim = load_dim(Path(run_dir), model)
+    perp = run_rdo(rdo_cfg, run_dir, model, name="rdo-perp", orthogonal_to=[dim], progress=progress)
+    return IndependenceResult(perp, run_repind(cfg, run_dir, model, progress))
 
 
 def repind_dir(run_dir: str | Path, k: int) -> Path:
@@ -88,7 +123,7 @@ def run_repind(cfg: RepIndRunConfig, run_dir: str | Path, model: RefusalModel | 
         V.append(direction.unit.float().cpu())
     result = RepIndResult(directions, histories, candidates, dim, cfg, info, seconds, run_dir)
     for name, fig in result.figures().items():
-        plotting.save_figure(fig, run_dir / "repind-figures" / name)
+        plotting.save_figure(fig, repind_dir(run_dir, int(name.split("_")[1])) / "figures" / name)
     return result
 
 

@@ -21,14 +21,14 @@ from jaxtyping import Float
 from torch import Tensor
 
 from refusal_tl.model import RefusalModel
-from refusal_tl.rdo.losses import target_cross_entropy
 from refusal_tl.rdo.step import Prepared, reference_step, step_losses, term_losses
-from refusal_tl.rdo.windows import column, windows
 from refusal_tl.repind.config import RepIndConfig
 from refusal_tl.repind.losses import repind_from_resid
 from refusal_tl.repind.traces import resid_traces, trace_hooks
 from refusal_tl.steer.forward import window_logits
 from refusal_tl.steer.hooks import ablation_hooks
+from refusal_tl.steer.metrics import target_cross_entropy
+from refusal_tl.steer.windows import column, windows
 
 
 class TraceCache:

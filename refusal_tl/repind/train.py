@@ -12,9 +12,9 @@ from refusal_tl.io import json_digest, tensor_digest
 from refusal_tl.model import RefusalModel
 from refusal_tl.optim import SphereRun, random_rows, train_sphere
 from refusal_tl.rdo.step import Prepared
-from refusal_tl.rdo.windows import pair_lengths
 from refusal_tl.repind.config import RepIndConfig
 from refusal_tl.repind.step import TraceCache, repind_step_losses
+from refusal_tl.steer.windows import pair_lengths
 
 
 def train_repind(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, V: Float[Tensor, "v d_model"],

@@ -19,10 +19,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
+from transformers import DynamicCache
 
-from refusal_tl.eval.metrics import kl_last, refusal_score
 from refusal_tl.model import Batch, RefusalModel
 from refusal_tl.steer.hooks import Hook
+from refusal_tl.steer.metrics import kl_last, refusal_score
 
 
 def length_order(model: RefusalModel, instructions: list[str]) -> list[int]:
@@ -50,7 +51,6 @@ def prefill(model: RefusalModel, batch: Batch, cache=None) -> tuple[object, Int[
     """
     if batch.prefix is None:
         return cache, batch.mask
-    from transformers import DynamicCache
 
     cache = cache if cache is not None else DynamicCache(config=model.hf_model.config)
     ones = torch.ones_like(batch.prefix)

@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
+from transformers import DynamicCache
 
 from refusal_tl.model import Batch, RefusalModel
 from refusal_tl.steer.forward import batches, prefill
@@ -51,8 +52,6 @@ def decode_steps(
     interventions), called again whenever finished rows leave the batch. ``drop_finished=False``
     keeps finished rows in the batch until every row has ended (the same tokens, slower; for
     ``benchmarks/bench_decode.py``)."""
-    from transformers import DynamicCache
-
     bridge, stops = model.bridge, torch.tensor(stop_ids(model), device=model.device)
     pad = model.tokenizer.pad_token_id
     hooks_of = fwd_hooks if callable(fwd_hooks) else (lambda rows: fwd_hooks)

@@ -21,16 +21,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Literal, get_args
 
 import torch
 from einops import einsum
 from jaxtyping import Float
 from torch import Tensor
 
-from refusal_tl.errors import RefusalTLError
+from refusal_tl.errors import RefusalTLError, check_choice
 
 Hook = tuple[str, Callable]
 ABLATION_POINTS = ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")
+# What can be done with a direction (docs/algorithms.md §2): the one list every caller, check and CLI choice reads.
+Intervention = Literal["none", "ablate", "add", "subtract"]
+INTERVENTIONS: tuple[str, ...] = get_args(Intervention)
+AT_LAYER = ("add", "subtract")  # the interventions that act at one layer (±α·r̂ at its resid_pre)
 
 
 def ablate_hook(
@@ -128,30 +133,29 @@ def addition_hooks(vector: Float[Tensor, " d_model"], layer: int, coeff: float =
 
 
 def row_hooks(
-    kind: str, directions: Float[Tensor, "batch d_model"], n_layers: int, layer: int | None = None,
+    kind: Intervention, directions: Float[Tensor, "batch d_model"], n_layers: int, layer: int | None = None,
     alpha: float | Tensor | None = None,
 ) -> list[Hook]:
     """One direction per batch row (several directions in one forward): ``ablate`` removes
     row b's r̂_b at every layer; ``add``/``subtract`` add ±α·r̂_b at ``layer`` (α defaults to
     each row's norm; a tensor gives one α per row). Same semantics as :func:`intervention_hooks`."""
+    check_choice("intervention", kind, INTERVENTIONS)
     units = directions / directions.norm(dim=-1, keepdim=True)
     if kind == "ablate":
         fn = partial(ablate_rows_hook, units=units)
         return [(f"blocks.{l}.{point}", fn) for l in range(n_layers) for point in ABLATION_POINTS]
-    if kind in ("add", "subtract"):
+    if kind in AT_LAYER:
         if layer is None:
             raise RefusalTLError(f"--intervention {kind} needs a layer (--layer L).")
         norms = directions.norm(dim=-1, keepdim=True)
         scale = norms if alpha is None else torch.as_tensor(alpha, dtype=units.dtype, device=units.device)
         vectors = units * scale.reshape(-1, 1) * (1.0 if kind == "add" else -1.0)
         return [(f"blocks.{layer}.hook_resid_pre", partial(add_rows_hook, vectors=vectors))]
-    if kind == "none":
-        return []
-    raise RefusalTLError(f"unknown intervention {kind!r}: choose none, ablate, add or subtract.")
+    return []  # none
 
 
 def intervention_hooks(
-    kind: str, direction: Float[Tensor, " d_model"], n_layers: int, layer: int | None = None,
+    kind: Intervention, direction: Float[Tensor, " d_model"], n_layers: int, layer: int | None = None,
     alpha: float | None = None,
 ) -> list[Hook]:
     """Hooks for one named intervention: ``none``, ``ablate``, ``add`` or ``subtract``.
@@ -159,17 +163,16 @@ def intervention_hooks(
     ``add``/``subtract`` add ±alpha·r̂ at ``layer`` (alpha defaults to ‖direction‖); check the
     layer with :meth:`refusal_tl.model.RefusalModel.check_layer` first.
     """
+    check_choice("intervention", kind, INTERVENTIONS)
     if kind == "none":
         return []
-    if kind == "ablate":
-        return ablation_hooks(direction, n_layers)
-    if kind in ("add", "subtract"):
+    if kind in AT_LAYER:
         if layer is None:
             raise RefusalTLError(f"--intervention {kind} needs a layer (--layer L).")
         alpha = float(direction.norm()) if alpha is None else alpha
         unit = direction / direction.norm()
         return addition_hooks(unit * alpha, layer, +1.0 if kind == "add" else -1.0)
-    raise RefusalTLError(f"unknown intervention {kind!r}: choose none, ablate, add or subtract.")
+    return ablation_hooks(direction, n_layers)
 
 
 @torch.no_grad()

@@ -20,11 +20,11 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from refusal_tl.eval.metrics import kl_last, refusal_score
 from refusal_tl.model import Batch, RefusalModel
 from refusal_tl.steer.forward import last_logits, length_order
 from refusal_tl.steer.generation import greedy_tokens, stop_ids
-from refusal_tl.steer.hooks import row_hooks
+from refusal_tl.steer.hooks import Intervention, row_hooks
+from refusal_tl.steer.metrics import kl_last, refusal_score
 
 Alpha = float | Float[Tensor, " n_dirs"] | None
 
@@ -39,13 +39,14 @@ def direction_batches(model: RefusalModel, prompts: list[str], n_dirs: int, batc
         yield d_idx, p_idx, model.chat.tokenize([prompts[p] for p in p_idx]).to(model.device)
 
 
-def _hooks(model: RefusalModel, directions: Tensor, d_idx: list[int], kind: str, layer: int | None, alpha: Alpha):
+def _hooks(model: RefusalModel, directions: Tensor, d_idx: list[int], kind: Intervention, layer: int | None,
+           alpha: Alpha):
     a = alpha[d_idx] if isinstance(alpha, Tensor) else alpha
     return row_hooks(kind, directions[d_idx].to(model.device), model.n_layers, layer, a)
 
 
 @torch.no_grad()
-def map_rows(model: RefusalModel, prompts: list[str], directions: Float[Tensor, "n_dirs d_model"], kind: str,
+def map_rows(model: RefusalModel, prompts: list[str], directions: Float[Tensor, "n_dirs d_model"], kind: Intervention,
              fn: Callable[[Tensor, list[int], list[int]], Tensor], layer: int | None = None, alpha: Alpha = None,
              batch_size: int = 64, desc: str | None = None) -> Float[Tensor, "n_dirs n_prompts"]:
     """``fn(last_logits, direction_idx, prompt_idx) -> [rows]`` for every (direction, prompt) pair."""
@@ -61,7 +62,7 @@ def map_rows(model: RefusalModel, prompts: list[str], directions: Float[Tensor, 
 
 
 def multi_refusal_scores(model: RefusalModel, prompts: list[str], directions: Float[Tensor, "n_dirs d_model"],
-                         kind: str, layer: int | None = None, alpha: Alpha = None, batch_size: int = 64,
+                         kind: Intervention, layer: int | None = None, alpha: Alpha = None, batch_size: int = 64,
                          desc: str | None = None) -> Float[Tensor, "n_dirs n_prompts"]:
     """Refusal score (docs/algorithms.md §1) of every prompt under every direction's intervention."""
     fn = lambda logits, d, p: refusal_score(logits, model.chat.refusal_ids)
@@ -76,9 +77,10 @@ def multi_kl(model: RefusalModel, prompts: list[str], base_logits: Float[Tensor,
     return map_rows(model, prompts, directions, "ablate", fn, None, None, batch_size, desc)
 
 
-def multi_generate(model: RefusalModel, prompts: list[str], directions: Float[Tensor, "n_dirs d_model"], kind: str,
-                   layer: int | None = None, alpha: Alpha = None, max_new_tokens: int = 32, batch_size: int = 64,
-                   desc: str | None = "generating", drop_finished: bool = True) -> list[list[str]]:
+def multi_generate(model: RefusalModel, prompts: list[str], directions: Float[Tensor, "n_dirs d_model"],
+                   kind: Intervention, layer: int | None = None, alpha: Alpha = None, max_new_tokens: int = 32,
+                   batch_size: int = 64, desc: str | None = "generating",
+                   drop_finished: bool = True) -> list[list[str]]:
     """Greedy completions ``[direction][prompt]`` under each direction's intervention (a finished
     row leaves its batch; ``drop_finished=False`` keeps it, for the benchmark)."""
     out = [[""] * len(prompts) for _ in range(len(directions))]

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 from torch import Tensor
+from transformers import DynamicCache
 
-from refusal_tl.eval.metrics import refusal_score
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.forward import batches, in_prompt_order, prefill, run_blocks
 from refusal_tl.steer.hooks import Hook
+from refusal_tl.steer.metrics import refusal_score
 
 
 @dataclass
@@ -94,8 +95,6 @@ def resumed_last_logits(
 
     Only blocks ``layer …`` run, so a hook on an earlier block is refused (it would never fire).
     """
-    from transformers import DynamicCache
-
     early = [name for name, _ in fwd_hooks if (block := _block_of(name)) is not None and block < layer]
     if early:
         raise ValueError(f"hooks {early} act before block {layer}, where this forward resumes; "

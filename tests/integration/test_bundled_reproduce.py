@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from refusal_tl.geometry import RefusalDirection
-from refusal_tl.reproduce import ReproduceConfig, reproduce
+from refusal_tl.pipeline.reproduce import ReproduceConfig, reproduce
 
 pytestmark = pytest.mark.slow
 

@@ -103,7 +103,7 @@ def test_bad_input(cmd, build, match, tiny_dir, tmp_path, capsys):
 
 
 # (subcommand, the file it resumes from, relative to the test's folder)
-RESUMED = [("rdo", "run/rdo/checkpoint.safetensors"), ("cone", "run/cone/dim2/checkpoint.safetensors"),
+RESUMED = [("rdo", "run/rdo/checkpoint.safetensors"), ("cone", "run/cone-2/checkpoint.safetensors"),
            ("repind", "run/repind-1/candidate0.safetensors"), ("gcg", "out/checkpoints/000.json"),
            ("gcg", "out/targets.json"), ("cone", "run/dim/metadata.json")]
 

@@ -25,12 +25,12 @@ from refusal_tl.cone.step import cone_step_losses, reference_cone_step
 from refusal_tl.model import wrap_hf_model
 from refusal_tl.rdo import RdoConfig
 from refusal_tl.rdo.step import Prepared, reference_step, step_losses
-from refusal_tl.rdo.windows import pair_lengths
 from refusal_tl.repind import RepIndConfig
 from refusal_tl.repind.step import TraceCache, reference_repind_step, repind_step_losses
 from refusal_tl.steer.forward import last_logits
 from refusal_tl.steer.generation import greedy_tokens
 from refusal_tl.steer.hooks import ablation_hooks, intervention_hooks, orthogonalize_weights
+from refusal_tl.steer.windows import pair_lengths
 
 FAMILIES = ["qwen", "gemma2", "llama"]
 LOGIT_TOL = 0.05  # of the logits' range

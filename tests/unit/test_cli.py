@@ -265,15 +265,15 @@ def test_cone_cli_trains_grows_selects_and_resumes(tiny_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "cone dim 1" in out and "cone dim 2" in out
     for n in (1, 2):
-        folder = tmp_path / "run" / "cone" / f"dim{n}"
+        folder = tmp_path / "run" / f"cone-{n}"
         cone = RefusalCone.load(folder / "basis.safetensors")
         assert cone.dims == n and cone.layer == 2 and cone.alpha == pytest.approx(dim.norm, rel=1e-5)
         meta = json.loads((folder / "metadata.json").read_text())
         assert meta["selected"]["selection"] == "lowest_loss" and len(meta["selected"]["basis_bypass"]) == n
         assert len(json.loads((folder / "history.json").read_text())) == meta["steps"] >= 1
-    before = (tmp_path / "run" / "cone" / "dim2" / "selection.json").stat().st_mtime_ns
+    before = (tmp_path / "run" / "cone-2" / "selection.json").stat().st_mtime_ns
     assert main(args) == 0  # resumes: nothing to train, the saved selection is reused
-    assert (tmp_path / "run" / "cone" / "dim2" / "selection.json").stat().st_mtime_ns == before
+    assert (tmp_path / "run" / "cone-2" / "selection.json").stat().st_mtime_ns == before
 
 
 def test_eval_cone_writes_one_entry_per_sample_and_prompt(tiny_dir, prompts, tmp_path, capsys):

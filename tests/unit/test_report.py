@@ -5,20 +5,20 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from refusal_tl import profiles
 from refusal_tl.cone import ConeRunConfig, run_cone
-from refusal_tl.eval import suite
-from refusal_tl.gcg import GcgConfig, run_gcg
+from refusal_tl.gcg import GcgConfig, run_gcg_pair
 from refusal_tl.geometry import RefusalDirection
+from refusal_tl.pipeline import suite
+from refusal_tl.pipeline.report import benchmark_section, stage_configs, stage_sections, write_report
+from refusal_tl.pipeline.stages import evaluate_run
+from refusal_tl.profiles import EvalSizes
 from refusal_tl.rdo import RdoRunConfig, run_rdo
-from refusal_tl.repind import RepIndRunConfig, run_repind
-from refusal_tl.report import stage_configs, stage_sections, write_report
+from refusal_tl.repind import IndependenceResult, RepIndRunConfig, run_repind
 from tests.helpers import PROMPTS, write_lm_eval_tasks
 
 CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
@@ -41,13 +41,10 @@ def results(tiny, tmp_path_factory):
     rep = run_repind(RepIndRunConfig.from_profile("ci", repind=dict(accumulation=4), k=1, **small), run, tiny,
                      progress=False)
     gcg = GcgConfig.from_profile("ci", steps=2, aux_layer=2, n_prompts=2)
-    rep1 = rep.directions[0]
-    gcg_rows = {"aux": run_gcg(gcg, tiny, rep1, dim, PROMPTS[:2], run / "gcg-aux", progress=False),
-                "plain": run_gcg(replace(gcg, aux_weight=0.0), tiny, rep1, dim, PROMPTS[:2], run / "gcg-plain",
-                                 progress=False)}
+    gcg_runs = run_gcg_pair(gcg, tiny, rep.directions[0], dim, PROMPTS[:2], run, progress=False)
     perp = run_rdo(RdoRunConfig.from_profile("ci", rdo=dict(accumulation=4), **small), run, tiny, name="rdo-perp",
                    orthogonal_to=[dim], progress=False)
-    return {"rdo": rdo, "cone": cone, "repind": {"repind": rep, "rdo-perp": perp}, "gcg": gcg_rows,
+    return {"rdo": rdo, "cone": cone, "repind": IndependenceResult(perp, rep), "gcg": gcg_runs,
             "_dim": SimpleNamespace(direction=dim)}
 
 
@@ -62,7 +59,7 @@ def evals(tiny, results, tmp_path_factory):
     stages = {"dim": results["_dim"]} | {k: v for k, v in results.items() if k != "_dim"}
     bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")),
                  retain_lambdas=[0.0, 1.0], retain_epochs=1)
-    return suite.evaluate_run(stages, tiny, run, profiles.profile("ci", "report") | SMALL | bench), run, stages
+    return evaluate_run(stages, tiny, run, EvalSizes.of("ci", **SMALL, **bench)), run, stages
 
 
 def _stages(results):
@@ -81,7 +78,7 @@ def test_sections_carry_every_stage_and_the_page_is_self_contained(results, tmp_
     n_figs = sum(len(s.figures) for s in sections)
     assert len(re.findall(r'class="figure"', page)) == n_figs
     meta = json.loads(re.search(r"<pre id='meta'>(.*?)</pre>", page, re.S).group(1).replace("&quot;", '"'))
-    assert set(meta["stages"]) == {"rdo", "cone", "repind"}
+    assert set(meta["stages"]) == {"rdo", "cone", "repind", "gcg"}
 
 
 def test_report_renders_in_headless_chromium_without_console_errors(results, evals, tmp_path):
@@ -106,7 +103,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(results, eva
 def test_evaluations_give_table5_and_the_notebooks_figures(results, evals):
     data, _, _ = evals
     assert set(data) == {"methods", "sweeps", "retain", "benchmarks", "cone_ablate", "cone_induce", "temperatures",
-                         "cone_sweep", "repind"}
+                         "cone_sweep", "repind", "gcg"}
+    assert 0 <= data["gcg"]["baseline"] <= 1 and data["gcg"]["prompts"] == PROMPTS[:2]
     assert [r["lambda_ret"] for r in data["retain"]["rows"]] == [0.0, 1.0]  # one trained RDO per λ_ret
     rows = data["methods"]["rows"]
     assert [r["method"] for r in rows] == ["no intervention", "DIM", "RDO"]
@@ -122,32 +120,32 @@ def test_evaluations_give_table5_and_the_notebooks_figures(results, evals):
     bench = next(s for s in sections if "lm-eval" in s.title).tables[0]  # paper Table 4's shape
     assert {"DIM", "RDO", "no intervention"} <= set(bench.columns) and list(bench.task) == ["tiny_ppl"]
     assert len({bench[c].iloc[0] for c in ("DIM", "RDO", "no intervention")}) == 3
-    cone = next(s for s in sections if s.title.startswith("Refusal cones")).tables[0]
+    cone = next(s for s in sections if s.title.startswith("Refusal cones")).tables[1]  # [0]: training
     assert 0 <= cone.share_halving_refusal.iloc[0] <= 1 and cone.samples_evaluated.iloc[0] == SMALL["n_cone_samples"]
 
 
 def test_a_second_evaluation_reads_the_cache_and_a_changed_direction_recomputes(tiny, evals, monkeypatch):
     data, run, stages = evals
-    import refusal_tl.eval.suite as mod
+    mod = suite
 
     def boom(*a, **k):
         raise AssertionError("generated although cached")
-    for name in ("method_table", "cone_rates", "temperature_curves", "sweeps", "cone_sweep", "repind_rates"):
+    for name in ("method_table", "cone_rates", "temperature_curves", "sweeps", "cone_sweep", "repind_rates",
+                 "lm_eval_scores", "retain_sweep"):
         monkeypatch.setattr(mod, name, boom)
-    monkeypatch.setattr("refusal_tl.eval.benchmarks.lm_eval_scores", boom)
-    monkeypatch.setattr(mod, "retain_tradeoff", boom)
+    monkeypatch.setattr(mod.Answers, "answers", boom)  # not one completion generated (GCG's baseline included)
     bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")),
                  retain_lambdas=[0.0, 1.0], retain_epochs=1)
-    s = profiles.profile("ci", "report") | SMALL | bench
-    assert suite.evaluate_run(stages, tiny, run, s) == data
+    s = EvalSizes.of("ci", **SMALL, **bench)
+    assert evaluate_run(stages, tiny, run, s) == data
     monkeypatch.undo()  # lm-eval without its data (here: a task nobody has): the report says why, nothing breaks
-    missing = suite.evaluate_run(stages, tiny, run, s | dict(bench_tasks=["no_such_task"]))["benchmarks"]
+    missing = evaluate_run(stages, tiny, run, s.replace(bench_tasks=("no_such_task",)))["benchmarks"]
     assert "unknown lm-eval task(s) no_such_task" in missing["unavailable"]
-    section = next(x for x in stage_sections({}, {"benchmarks": missing}) if "lm-eval" in x.title)
+    section = benchmark_section(missing)
     assert section.text.startswith("Not run: unknown lm-eval task") and not section.tables
     for name in ("method_table", "cone_rates", "temperature_curves", "sweeps", "cone_sweep", "repind_rates"):
         monkeypatch.setattr(mod, name, boom)
     moved = SimpleNamespace(direction=RefusalDirection(stages["dim"].direction.vector.flip(0), 2, -1, tiny.name,
                                                         tiny.weights_sha))
     with pytest.raises(AssertionError, match="generated although cached"):
-        suite.evaluate_run(stages | {"dim": moved}, tiny, run, s)
+        evaluate_run(stages | {"dim": moved}, tiny, run, s)

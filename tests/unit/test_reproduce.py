@@ -6,10 +6,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from refusal_tl import reproduce as rp
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalDirection
-from refusal_tl.reproduce import PeakMemory, ReproduceConfig, reproduce
+from refusal_tl.pipeline import reproduce as rp
+from refusal_tl.pipeline import stages as st
+from refusal_tl.pipeline.memory import PeakMemory
+from refusal_tl.pipeline.reproduce import ReproduceConfig, reproduce
 
 
 def test_plan_adds_the_stages_a_stage_reads_in_the_papers_order():
@@ -21,7 +23,9 @@ def test_plan_adds_the_stages_a_stage_reads_in_the_papers_order():
 @pytest.mark.parametrize("kw,match", [(dict(stages=("dim", "cones")), "unknown stage 'cones'"),
                                       (dict(profile="laptop"), "unknown profile 'laptop'"),
                                       (dict(stages=()), "no stages"),
-                                      (dict(overrides={"rdoo": {}}), "unknown stage 'rdoo'")])
+                                      (dict(overrides={"rdoo": {}}), "unknown stage 'rdoo'"),
+                                      (dict(overrides={"eval": {"n_evl": 3}}), "unknown evaluation size"),
+                                      (dict(dtype="fp8"), "unknown dtype 'fp8'")])
 def test_bad_configs_are_one_line_errors(kw, match):
     with pytest.raises(RefusalTLError, match=match):
         ReproduceConfig(**kw)
@@ -47,7 +51,7 @@ def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, mo
     seen = []
 
     def runner(name, fail=False):
-        def run(cfg, run_dir, model, done, progress):
+        def run(cfg, profile, run_dir, model, done, overrides, progress):
             assert list(done) == seen  # every earlier stage's result is handed on
             if fail:
                 raise KeyboardInterrupt
@@ -57,8 +61,8 @@ def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, mo
 
     reports, evaluated = [], []
     monkeypatch.setattr(rp, "report", lambda res, cfg, model: reports.append(list(res.results)))
-    monkeypatch.setattr(rp, "_evaluate", lambda cfg, run_dir, model, results: evaluated.append(list(results)) or {})
-    monkeypatch.setattr(rp, "RUNNERS", {s: runner(s, fail=(s == "cone")) for s in rp.STAGES})
+    monkeypatch.setattr(rp, "evaluate_run", lambda results, model, run_dir, s: evaluated.append(list(results)) or {})
+    monkeypatch.setattr(st, "RUNNERS", {s: runner(s, fail=(s == "cone")) for s in st.STAGES})
     with pytest.raises(KeyboardInterrupt):
         reproduce(ReproduceConfig(model="tiny", profile="ci"), tmp_path, tiny, progress=False)
     saved = json.loads((tmp_path / "timings.json").read_text())
@@ -66,7 +70,7 @@ def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, mo
     assert reports == []  # no report from an interrupted run
     assert all(t["seconds"] >= 0 and t.get("peak_rss_gb", 1) > 0 for t in saved["stages"].values())
 
-    monkeypatch.setattr(rp, "RUNNERS", {s: runner(s) for s in rp.STAGES})
+    monkeypatch.setattr(st, "RUNNERS", {s: runner(s) for s in st.STAGES})
     seen.clear()
     res = reproduce(ReproduceConfig(model="tiny", profile="ci", stages=("gcg",)), tmp_path, tiny, progress=False)
     assert seen == ["dim", "repind", "gcg"] and res.results["gcg"] == "GCG"
@@ -80,7 +84,7 @@ def test_stages_run_in_order_and_timings_survive_an_interrupt(tiny, tmp_path, mo
               progress=False)
     assert list(json.loads((tmp_path / "timings.json").read_text())["stages"]) == ["load", "dim"]
     assert len(evaluated) == 1  # --no-eval: no evaluation, still a report
-    assert ReproduceConfig(overrides={"report": {"n_eval": 4}}).overrides["report"] == {"n_eval": 4}
+    assert ReproduceConfig(overrides={"eval": {"n_eval": 4}}).sizes().n_eval == 4
 
 
 def test_a_changed_setting_recomputes_its_stage_only_and_switching_back_reuses_the_earlier_run(
@@ -92,7 +96,7 @@ def test_a_changed_setting_recomputes_its_stage_only_and_switching_back_reuses_t
     dim.save(tmp_path / "dim" / "direction.safetensors")
     (tmp_path / "dim" / "metadata.json").write_text(json.dumps({"config": {"n_train": 8, "n_val": 4,
                                                                            "filter_prompts": False}}))
-    monkeypatch.setitem(rp.RUNNERS, "dim", lambda cfg, run_dir, model, done, progress: SimpleNamespace(direction=dim))
+    monkeypatch.setitem(st.RUNNERS, "dim", lambda *a: SimpleNamespace(direction=dim))
     monkeypatch.setattr(rp, "report", lambda res, cfg, model: None)
 
     def run(lr: float) -> dict:
@@ -102,8 +106,8 @@ def test_a_changed_setting_recomputes_its_stage_only_and_switching_back_reuses_t
         cfg = ReproduceConfig(model=tiny.name, profile="ci", stages=("rdo", "repind"), evaluate=False,
                               overrides=overrides)
         res = reproduce(cfg, tmp_path, tiny, progress=False).results
-        return {"rdo": res["rdo"].run.history, "rdo-perp": res["repind"]["rdo-perp"].run.history,
-                "repind": res["repind"]["repind"].directions[0].vector}
+        return {"rdo": res["rdo"].run.history, "rdo-perp": res["repind"].perp.run.history,
+                "repind": res["repind"].repind.directions[0].vector}
 
     first = run(1e-2)
     second = run(5e-2)

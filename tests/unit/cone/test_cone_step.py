@@ -10,7 +10,7 @@ from refusal_tl.geometry import RefusalCone
 from refusal_tl.optim import random_rows
 from refusal_tl.rdo import RdoConfig, train_rdo
 from refusal_tl.rdo.step import Prepared
-from refusal_tl.rdo.windows import pair_lengths
+from refusal_tl.steer.windows import pair_lengths
 
 
 @pytest.mark.parametrize("sampling", ["orthant", "interpolation"])

@@ -50,7 +50,7 @@ def test_cone_3d_figure_puts_the_evaluated_samples_on_the_positive_orthant():
     """Fig. 1 made real: sample i's point is its unit weights on the basis, marked by whether it bypasses."""
     from refusal_tl.eval.samples import cone_samples
     from refusal_tl.geometry import RefusalCone, RefusalDirection
-    from refusal_tl.plotting.suite import cone_3d_figure
+    from refusal_tl.pipeline.figures import cone_3d_figure
 
     basis = torch.linalg.qr(torch.randn(16, 3))[0].T
     cone = RefusalCone(basis, layer=1, alpha=2.0, model="m", weights_sha="0")

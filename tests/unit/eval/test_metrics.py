@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from refusal_tl.eval.metrics import is_refusal, kl_last, refusal_rate, refusal_score
+from refusal_tl.steer.metrics import is_refusal, kl_last, refusal_rate, refusal_score
 
 
 def test_refusal_score_on_hand_made_logits():

@@ -27,12 +27,12 @@ def test_rows_follow_the_documented_format(runs, tiny):
     for rows in runs.values():
         assert len(rows) == 2  # n_prompts
         for row in rows:
-            assert len(row["losses"]) == 3 and len(row["cos_plain"]) == len(row["cos_suffixed"]) == tiny.n_layers
-            assert all(b <= a + 1e-5 for a, b in zip(row["losses"], row["losses"][1:]))
-            assert isinstance(row["refused"], bool) and row["suffix"]
+            assert len(row.losses) == 3 and len(row.cos_plain) == len(row.cos_suffixed) == tiny.n_layers
+            assert all(b <= a + 1e-5 for a, b in zip(row.losses, row.losses[1:]))
+            assert isinstance(row.refused, bool) and row.suffix
     plain = runs["w_aux = 0"]
-    assert all(r["aux"] == [0.0] * 3 for r in plain)  # plain GCG: no auxiliary term
-    assert [r["cos_plain"] for r in plain] == [r["cos_plain"] for r in runs["w_aux = 10"]]  # same prompts, same traces
+    assert all(r.aux == [0.0] * 3 for r in plain)  # plain GCG: no auxiliary term
+    assert [r.cos_plain for r in plain] == [r.cos_plain for r in runs["w_aux = 10"]]  # same prompts, same traces
 
 
 def test_every_gcg_figure_has_its_data(runs):

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from refusal_tl.rdo.losses import IGNORE, retain_kl, target_cross_entropy, target_labels, total_loss
+from refusal_tl.rdo.losses import retain_kl, total_loss
+from refusal_tl.steer.metrics import IGNORE, target_cross_entropy, target_labels
 
 
 def test_target_labels_mask_prompt_and_shift():

@@ -6,7 +6,7 @@ import torch
 from helpers import PROMPTS, make_tiny, mixed_pairs
 from refusal_tl.rdo import RdoConfig
 from refusal_tl.rdo.step import Prepared, reference_step, step_losses
-from refusal_tl.rdo.windows import pair_lengths, windows
+from refusal_tl.steer.windows import pair_lengths, windows
 
 
 def test_windows_mark_last_template_token_and_targets(tiny):

@@ -8,9 +8,9 @@ import torch
 from helpers import mixed_pairs, tiny_pairs
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.rdo.step import Prepared
-from refusal_tl.rdo.windows import pair_lengths
 from refusal_tl.repind import RepIndConfig, RepIndRunConfig, run_repind, train_repind
 from refusal_tl.repind.step import TraceCache, reference_repind_step, repind_step_losses
+from refusal_tl.steer.windows import pair_lengths
 
 
 def _V(d, *seeds):

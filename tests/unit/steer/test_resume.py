@@ -42,3 +42,17 @@ def test_scorer_induce_is_the_full_forward_score(tiny):
     for layer in (0, 3):
         full = float(refusal_scores(tiny, PROMPTS[3:], addition_hooks(v, layer), 2).mean())
         assert scorer.induce(v, layer) == full
+
+
+def test_scorer_induce_many_resumes_and_equals_the_batched_full_forwards(tiny):
+    """The cone filters' induce scores, resumed per vector, equal the earlier batched full forwards
+    (one direction per row, no shared prefix) up to float rounding."""
+    from refusal_tl.steer.multi import multi_refusal_scores
+
+    scorer = Scorer(tiny, PROMPTS[:3], PROMPTS[3:], batch_size=2)
+    vs = 2 * torch.randn(5, tiny.d_model, generator=torch.Generator().manual_seed(3))
+    many = scorer.induce_many(vs, 2)
+    assert torch.equal(many, torch.tensor([scorer.induce(v, 2) for v in vs]))
+    batched = multi_refusal_scores(tiny, PROMPTS[3:], vs, "add", 2, batch_size=4).mean(1)
+    torch.testing.assert_close(many, batched.float(), atol=1e-4, rtol=1e-4)
+    assert many.std() > 1e-2  # the vectors differ in effect: a real comparison

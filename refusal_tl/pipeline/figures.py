@@ -1,4 +1,4 @@
-"""Figures and tables from the data of :mod:`refusal_tl.eval.suite` (fresh or cached): the
+"""Figures and tables from the data of :mod:`refusal_tl.pipeline.suite` (fresh or cached): the
 notebooks and ``RUN/report.html`` draw the same figures from the same data."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from refusal_tl.eval.suite import method_long
+from refusal_tl.eval.samples import cone_samples
+from refusal_tl.pipeline.suite import halving_share, method_long
 from refusal_tl.plotting.common import completions_table, refusal_rates
 from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotonic_sweep
 from refusal_tl.plotting.rdo import addition_sweep, method_comparison, retain_pareto
@@ -45,7 +46,7 @@ def table5(data: dict) -> pd.DataFrame:
 
 
 def retain_figure(retain: dict, methods: dict | None = None) -> go.Figure:
-    """Fig. 15 from :func:`refusal_tl.eval.suite.retain_tradeoff`, with DIM's point when ``methods`` has it."""
+    """Fig. 15 from :func:`refusal_tl.pipeline.suite.retain_tradeoff`, with DIM's point when ``methods`` has it."""
     dim = next((r for r in (methods or {}).get("rows", []) if r["method"] == "DIM"), None)
     point = (dim["first-token KL"], dim["harmful/ablate"]) if dim else None
     return retain_pareto(pd.DataFrame(retain["rows"]), point)
@@ -119,8 +120,6 @@ def cone_3d_figure(cone, rates: np.ndarray, threshold: float, n: int, seed: int 
     """The paper's Fig. 1 made real: the ``n`` evaluated samples of a cone in its first three basis
     coordinates, coloured by their refusal rate (at most ``threshold`` bypasses); ``references``
     (name -> direction) drawn as their unit projections onto the basis span."""
-    from refusal_tl.eval.samples import cone_samples
-
     coords = cone_samples(cone, n, seed) @ cone.basis.T
     coords = (coords / coords.norm(dim=-1, keepdim=True)).numpy()
     refs = {name: (cone.basis @ (d.vector.float() / d.vector.float().norm())).numpy()[:3]
@@ -142,3 +141,24 @@ def repind_figures(data: dict) -> dict[str, go.Figure]:
             "topk_fig8": topk_ablation({k: curve(v) for k, v in data["topk"].items()}, {"DIM": data["rates"]["DIM"]},
                                        data["baseline"]),
             "interference": interference_heatmap(inter["names"], np.array(inter["matrix"]))}
+
+
+def stage_evaluation(stage: str, results: dict, evals: dict) -> tuple[list[pd.DataFrame], dict[str, go.Figure]]:
+    """The tables and figures of ``stage``'s held-out evaluations in ``evals`` (none when it holds
+    none): cone samples (Figs. 3, 5, 18–20, the 3-D view), Figs. 6–8 and the interference matrix,
+    GCG's direction-term effect against the plain prompts."""
+    if stage == "cone" and "cone_ablate" in evals:
+        a = evals["cone_ablate"]
+        refs = {k: results[s].direction for k, s in (("DIM", "dim"), ("RDO", "rdo")) if s in results}
+        table = pd.DataFrame([dict(dims=c["dims"], samples_evaluated=len(c["rates"]),
+                                   share_halving_refusal=halving_share(c["rates"], a["baseline"])) for c in a["cones"]])
+        return [table], cone_figures(a, evals.get("cone_induce"), evals.get("temperatures"), evals.get("cone_sweep"),
+                                     results["cone"].cones, refs)
+    if stage == "repind" and "repind" in evals:
+        e = evals["repind"]
+        rates = pd.DataFrame([dict(direction=k, refusal_ablated=v) for k, v in e["rates"].items()]
+                             + [dict(direction="no intervention", refusal_ablated=e["baseline"])])
+        return [rates], repind_figures(e)
+    if stage == "gcg" and "gcg" in evals:
+        return [], results["gcg"].figures(evals["gcg"]["baseline"])
+    return [], {}

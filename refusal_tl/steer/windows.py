@@ -15,7 +15,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from refusal_tl.model import Batch, RefusalModel
-from refusal_tl.rdo.losses import target_labels
+from refusal_tl.steer.metrics import target_labels
 
 TERMS = ("abl", "add", "ret")
 SOURCE = {"abl": "answer", "add": "refusal", "ret": "retain"}  # which target set each term reads
