@@ -6,9 +6,9 @@ import torch
 from helpers import PROMPTS
 from refusal_tl import plotting
 from refusal_tl.eval.evaluate import first_token_kl
-from refusal_tl.pipeline.suite import compare_directions
 from refusal_tl.eval.sweeps import addition_sweep
 from refusal_tl.geometry import RefusalDirection
+from refusal_tl.pipeline.suite import compare_directions
 
 
 @pytest.fixture
