@@ -4,10 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # CPU build from this machine's disk; on a GPU machine use e.g. TORCH_SPEC='torch>=2.6'.
 TORCH_SPEC ?= torch==2.13.0
-RUN ?= runs/demo
 PROFILE ?= cpu
+# where `make demo` writes and where the notebooks look by default: runs/demo (cpu), runs/demo-ci, runs/demo-paper
+RUN ?= runs/demo$(if $(filter-out cpu,$(PROFILE)),-$(PROFILE))
 
-.PHONY: install demo demo-dim demo-rdo demo-cone demo-repind test unit lint figures bench bench-select bench-rdo bench-cone bench-repind bench-decode clean
+.PHONY: install demo demo-dim demo-rdo demo-cone demo-repind test unit lint figures bench bench-all bench-select \
+	bench-rdo bench-cone bench-repind bench-decode bench-gcg docs-perf clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,32 +64,43 @@ unit: install
 lint: install
 	$(VENV)/bin/ruff check refusal_tl tests benchmarks
 
-# Every figure of the README, at the cpu profile (about 2 hours on a 2-core CPU; reuses $(FIG_RUN)).
-FIG_RUN ?= $(CURDIR)/runs/figures-cpu
-figures: install
-	mkdir -p $(FIG_RUN)/notebooks
+# Every figure of the README, at the cpu profile, from the demo's run directory (runs `make demo` first if
+# needed; then each notebook reads what the demo computed). PNGs need a Chromium for kaleido (apt-get install chromium).
+figures: demo
 	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo 03_cones 04_repind 05_gcg_suffixes; do \
-		REFUSAL_TL_PROFILE=cpu REFUSAL_TL_RUN_DIR=$(FIG_RUN) REFUSAL_TL_FIG_DIR=$(CURDIR)/figures \
+		REFUSAL_TL_PROFILE=cpu REFUSAL_TL_RUN_DIR=$(CURDIR)/runs/demo REFUSAL_TL_FIG_DIR=$(CURDIR)/figures \
 		../$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=7200 \
-			--output-dir $(FIG_RUN)/notebooks $$nb.ipynb || exit 1; done
+			--output-dir $(CURDIR)/runs/demo/notebooks $$nb.ipynb || exit 1; done
 
+# Speed ratios written to benchmarks/results/*.json; `make docs-perf` renders docs/performance.md from them.
 bench: install
+	$(PY) benchmarks/bench_dtype.py
 	$(PY) benchmarks/bench_foundation.py
 
-bench-select: install  # needs a DIM run in $(RUN) (make demo)
+# the benchmarks that read a cpu run directory ($(RUN), from `make demo`); bench-gcg needs nanogcg beside the project
+bench-all: bench bench-select bench-rdo bench-cone bench-repind bench-decode
+
+bench-select: install
 	$(PY) benchmarks/bench_select.py --run $(RUN)
 
-bench-rdo: install  # needs a DIM run in $(RUN) (make demo)
+bench-rdo: install
 	$(PY) benchmarks/bench_rdo.py --run $(RUN)
 
-bench-cone: install  # needs DIM and RDO runs in $(RUN) (make demo-rdo)
+bench-cone: install
 	$(PY) benchmarks/bench_cone.py --run $(RUN)
 
-bench-repind: install  # needs DIM and RDO runs in $(RUN) (make demo-rdo)
+bench-repind: install
 	$(PY) benchmarks/bench_repind.py --run $(RUN)
 
-bench-decode: install  # needs DIM and RDO runs in $(RUN) (make demo-rdo)
+bench-decode: install
 	$(PY) benchmarks/bench_decode.py --run $(RUN)
+
+bench-gcg: install
+	$(PY) -m pip install -q --no-deps nanogcg==0.3.0 scipy
+	$(PY) benchmarks/bench_gcg.py
+
+docs-perf: install
+	$(PY) benchmarks/render_performance.py
 
 clean:
 	rm -rf $(VENV) runs

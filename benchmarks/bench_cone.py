@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-from timing import interleaved, median, ratio
+from timing import Results, interleaved, median
 
 from refusal_tl import data, profiles
 from refusal_tl.cone import ConeConfig, grow
@@ -46,7 +46,7 @@ from refusal_tl.steer.multi import multi_generate
 from refusal_tl.steer.windows import pair_lengths
 
 
-def bench_step(model, dim: RefusalDirection, run: Path, examples: int, rounds: int) -> None:
+def bench_step(res: Results, model, dim: RefusalDirection, run: Path, examples: int, rounds: int) -> None:
     cpu = profiles.profile("cpu", "cone")
     pairs, _ = training_pairs(model, dim, n=None, cache_dir=run / "rdo", refusal_targets=cpu["refusal_targets"])
     pairs = pairs[:examples]
@@ -80,10 +80,12 @@ def bench_step(model, dim: RefusalDirection, run: Path, examples: int, rounds: i
     print(f"max relative loss difference {worst:.2e} (target <= 1e-4); gradient cosine {cos:.6f}")
     print(f"straightforward step {median(t['straightforward']):7.1f} s; efficient cold {t_cold:.1f} s "
           f"({median(t['straightforward']) / t_cold:.2f}x), warm {median(t['efficient']):.1f} s")
-    print(f"RESULT cone step straightforward/efficient {ratio(t, 'straightforward', 'efficient')} (target >= 1.8x)")
+    res.ratio("cone step (caches built)", t, "straightforward", "efficient", ">= 1.8",
+              f"losses agree to {worst:.1e} relative, gradient cosine {cos:.6f}; cold step {t_cold:.1f} s")
 
 
-def bench_eval(model, dim: RefusalDirection, n_dirs: int, n_prompts: int, batch: int, rounds: int) -> None:
+def bench_eval(res: Results, model, dim: RefusalDirection, n_dirs: int, n_prompts: int, batch: int,
+               rounds: int) -> None:
     basis = grow(dim.vector[None].float(), 3, model.d_model, 0)
     cone = RefusalCone(basis, dim.layer, dim.norm, model.name, model.weights_sha)
     dirs = cone.alpha * cone.sample(n_dirs, 42)
@@ -102,7 +104,8 @@ def bench_eval(model, dim: RefusalDirection, n_dirs: int, n_prompts: int, batch:
     same = sum(a == b for x, y in zip(out["single"], out["batched"]) for a, b in zip(x, y))
     print(f"identical completions {same}/{n_dirs * n_prompts}")
     print(f"one at a time {median(t['one at a time']):.1f} s, batched {median(t['batched']):.1f} s")
-    print(f"RESULT cone samples one-at-a-time/batched {ratio(t, 'one at a time', 'batched')} (target >= 3x)")
+    res.ratio(f"{n_dirs} cone samples x {n_prompts} prompts: one generate loop per direction vs batched rows", t,
+              "one at a time", "batched", ">= 3", f"identical completions {same}/{n_dirs * n_prompts}")
 
 
 def main() -> None:
@@ -117,11 +120,14 @@ def main() -> None:
     args = p.parse_args()
     model = load_model("bundled")
     dim = RefusalDirection.load(args.run / "dim" / "direction.safetensors")
+    res = Results("cone", "Cones: the efficient step, and many sampled directions in one batch",
+                  f"bundled model in {model.dtype_name}, {args.rounds} interleaved rounds")
     if args.part in ("step", "both"):
-        bench_step(model, dim, args.run, args.examples, args.rounds)
+        bench_step(res, model, dim, args.run, args.examples, args.rounds)
     if args.part in ("eval", "both"):
         with torch.no_grad():
-            bench_eval(model, dim, args.directions, args.prompts, args.batch, args.rounds)
+            bench_eval(res, model, dim, args.directions, args.prompts, args.batch, args.rounds)
+    res.write()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from timing import interleaved, median, ratio
+from timing import Results, interleaved
 
 from refusal_tl import data
 from refusal_tl.geometry import RefusalCone, RefusalDirection
@@ -83,21 +83,23 @@ def main() -> None:
     cone = load_cone(model, args.run, args.cone)
     print(f"{args.directions} samples of a {cone.basis.shape[0]}-dimensional cone (layer {cone.layer}, "
           f"α {cone.alpha:.2f}) x {args.prompts} prompts; 32 new tokens; {torch.get_num_threads()} threads")
+    res = Results("decode", "Finished answers leave the decode batch",
+                  f"{args.directions} samples of a {cone.basis.shape[0]}-dimensional cone x {args.prompts} prompts, "
+                  f"32 new tokens, {model.dtype_name}, {args.rounds} interleaved rounds")
     with torch.no_grad():
         for name, fn in scenarios(model, cone, args.directions, args.prompts).items():
             if name in args.scenarios.split(","):
-                bench(name, fn, args.rounds)
+                bench(res, name, fn, args.rounds)
+    res.write()
 
 
-def bench(name: str, fn, rounds: int) -> None:
+def bench(res: Results, name: str, fn, rounds: int) -> None:
     out = {}
     runs = {k: (lambda k=k: out.__setitem__(k, fn(k == "drop"))) for k in ("keep", "drop")}
     t = interleaved(runs, rounds, warmup=False)
     rows = [c for row in out["drop"] for c in row]
     share = f"; {sum(map(is_refusal, rows))}/{len(rows)} refusals" if isinstance(rows[0], str) else ""
-    print(f"{name}: keep {median(t['keep']):.1f} s, drop {median(t['drop']):.1f} s; "
-          f"identical completions: {out['keep'] == out['drop']}{share}")
-    print(f"RESULT {name} keep/drop {ratio(t, 'keep', 'drop')}")
+    res.ratio(name, t, "keep", "drop", note=f"identical completions: {out['keep'] == out['drop']}{share}")
 
 
 if __name__ == "__main__":

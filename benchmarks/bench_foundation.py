@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from timing import interleaved, median, ratio
+from timing import Results, interleaved
 
 from refusal_tl import data, profiles
 from refusal_tl.dim.extract import eoi_activations
@@ -35,28 +35,28 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = ensure_bundled()
-    plain = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     model = load_model("bundled")
+    plain = AutoModelForCausalLM.from_pretrained(folder, dtype=model.dtype).eval()  # the same dtype as the bridge
     prompts = data.bundled("harmful", "val", args.batch)
     batch = model.chat.tokenize(prompts)
     r = torch.randn(model.d_model)
     hooks = ablation_hooks(r, model.n_layers)
     n_tok = args.new_tokens
-    print(f"batch {tuple(batch.ids.shape)}, {n_tok} new tokens, {args.rounds} interleaved rounds, "
-          f"{torch.get_num_threads()} threads")
+    res = Results("foundation", "The bridge and hooks against plain transformers; DIM extraction",
+                  f"batch {tuple(batch.ids.shape)} of the bundled model in {model.dtype_name}, {n_tok} new tokens, "
+                  f"{args.rounds} interleaved rounds")
 
     t = interleaved({
         "plain": lambda: plain(batch.ids, attention_mask=batch.mask),
         "hooked": lambda: model.bridge.run_with_hooks(batch.ids, attention_mask=batch.mask, fwd_hooks=hooks),
     }, args.rounds)
-    print(f"forward: plain HF {median(t['plain']):.3f}s, bridge + ablation hooks {median(t['hooked']):.3f}s "
-          f"-> ratio {ratio(t, 'hooked', 'plain')} (target <= 1.10)")
+    res.ratio("forward: bridge + ablation hooks at every layer vs plain HF", t, "hooked", "plain", "<= 1.10")
 
     def hf_generate(m):
         return m.generate(input_ids=batch.ids, attention_mask=batch.mask, max_new_tokens=n_tok,
                           min_new_tokens=n_tok, do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
 
-    baked_hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    baked_hf = AutoModelForCausalLM.from_pretrained(folder, dtype=model.dtype).eval()
     orthogonalize_weights(baked_hf, r)
     baked = wrap_hf_model(baked_hf, AutoTokenizer.from_pretrained(folder), name="baked", device="cpu")
     t = interleaved({
@@ -65,10 +65,10 @@ def main() -> None:
         "baked": lambda: hf_generate(baked_hf),
         "baked_bridge": lambda: greedy_tokens(baked, batch, n_tok, stop_at_eos=False),
     }, args.rounds)
-    print(f"generate: plain HF {median(t['plain']):.3f}s; refusal_tl + ablation hooks {median(t['hooked']):.3f}s "
-          f"-> ratio {ratio(t, 'hooked', 'plain')} (target <= 1.15)")
-    print(f"generate, baked weights: HF generate {median(t['baked']):.3f}s -> ratio {ratio(t, 'baked', 'plain')} "
-          f"(target <= 1.05); refusal_tl greedy on the baked bridge -> ratio {ratio(t, 'baked_bridge', 'plain')}")
+    res.ratio("greedy generation with hook ablation vs plain HF generate", t, "hooked", "plain", "<= 1.15")
+    res.ratio("HF generate with baked weights vs plain (both HF modules wrapped by a bridge)", t, "baked", "plain",
+              "<= 1.05")
+    res.ratio("refusal_tl greedy on the baked bridge vs plain HF generate", t, "baked_bridge", "plain")
 
     def naive_extract():
         _, cache = model.bridge.run_with_cache(batch.ids, attention_mask=batch.mask)
@@ -78,8 +78,9 @@ def main() -> None:
                      "ours": lambda: eoi_activations(model, prompts, args.batch, with_scores=False)}, args.rounds)
     ours = eoi_activations(model, prompts, args.batch, with_scores=False).acts
     ok = torch.allclose(ours, naive_extract().float(), atol=1e-3)
-    print(f"DIM extraction: naive run_with_cache {median(t['naive']):.3f}s, eoi_activations {median(t['ours']):.3f}s "
-          f"-> naive/ours {ratio(t, 'naive', 'ours')} faster (target >= 1.5), same activations: {ok}")
+    res.ratio("DIM extraction: naive run_with_cache of every hook vs eoi_activations", t, "naive", "ours", ">= 1.5",
+              f"same activations: {ok}")
+    res.write()
 
 
 if __name__ == "__main__":

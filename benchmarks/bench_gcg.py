@@ -22,7 +22,7 @@ import argparse
 import logging
 
 import torch
-from timing import interleaved, median, ratio
+from timing import Results, interleaved, median
 
 from refusal_tl import data
 from refusal_tl.gcg import GcgConfig, SuffixLoss, make_problem, run_attack
@@ -70,7 +70,11 @@ def main() -> None:
     t = interleaved({"nanoGCG": nano(cache), "refusal_tl": ours}, args.rounds)
     print(f"nanoGCG {median(t['nanoGCG']):.1f} s, refusal_tl {median(t['refusal_tl']):.1f} s per step")
     print(f"losses after the step: nanoGCG {out['nano'].best_loss:.3f}, refusal_tl {out['ours'].history[-1]['ce']:.3f}")
-    print(f"RESULT GCG step refusal_tl/nanoGCG {ratio(t, 'refusal_tl', 'nanoGCG')} (target <= 1.0x)")
+    res = Results("gcg", "One GCG step against nanoGCG",
+                  f"bundled model in {model.dtype_name}, width {args.width}, top-k {args.topk}, 20-token suffix, "
+                  f"{args.rounds} interleaved rounds; nanoGCG prefix cache: {cache}")
+    res.ratio("GCG step: refusal_tl vs nanoGCG", t, "refusal_tl", "nanoGCG", "<= 1.0")
+    res.write()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from timing import interleaved, median, ratio
+from timing import Results, interleaved, median
 
 from refusal_tl import profiles
 from refusal_tl.geometry import RefusalDirection
@@ -84,7 +84,12 @@ def main() -> None:
           f"relative difference {rel:.2e}")
     print(f"straightforward step {median(t['straightforward']):7.1f} s; efficient cold {t_cold:.1f} s "
           f"({median(t['straightforward']) / t_cold:.2f}x), warm {median(t['efficient']):.1f} s")
-    print(f"RESULT RepInd step straightforward/efficient {ratio(t, 'straightforward', 'efficient')} (target >= 2x)")
+    res = Results("repind", "The RepInd step: efficient against straightforward",
+                  f"|V| = {len(V)}, {len(layers)} traced layers, {len(pairs)} pairs, {model.dtype_name}, "
+                  f"{args.rounds} interleaved rounds")
+    res.ratio("RepInd step (caches built)", t, "straightforward", "efficient", ">= 2",
+              f"losses agree to {worst:.1e} relative, gradient cosine {cos:.7f}; cold step {t_cold:.1f} s")
+    res.write()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from timing import interleaved, median, ratio
+from timing import Results, interleaved
 
 from refusal_tl import data, profiles
 from refusal_tl.dim.select import SelectionConfig
@@ -49,12 +49,14 @@ def main() -> None:
     scorer = Scorer(model, [], harmless, bs)
     full = lambda: [float(refusal_scores(model, harmless, addition_hooks(vs[l], l), bs).mean()) for l in layers]
     resumed = lambda: [scorer.induce(vs[l], l) for l in layers]
-    print(f"{len(harmless)} harmless val prompts, batch {bs}, layers {layers}, {args.rounds} interleaved rounds, "
-          f"{torch.get_num_threads()} threads")
+    res = Results("select", "Selection's induce score resumed at the addition's layer",
+                  f"{len(harmless)} harmless val prompts, batch {bs}, layers {layers}, {model.dtype_name}, "
+                  f"{args.rounds} interleaved rounds")
     t = interleaved({"full": full, "resumed": resumed}, args.rounds)
     same = full() == resumed()
-    print(f"induce at {len(layers)} layers: full forward {median(t['full']):.2f}s, resumed {median(t['resumed']):.2f}s "
-          f"-> full/resumed {ratio(t, 'full', 'resumed')}; identical scores: {same}")
+    res.ratio(f"induce scores at {len(layers)} layers: full forwards vs resumed", t, "full", "resumed",
+              note=f"identical scores: {same}")
+    res.write()
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ def run(args) -> None:
     dim_path(args.run)
     res = run_repind(cfg, args.run, model_of(args, cfg.model))
     for d, cands in zip(res.directions, res.candidates):
-        e = d.extra
-        print(f"RepInd-{e['k']}: candidate {e['candidate'] + 1}/{len(cands)}, step {e['step']}, "
-              f"val refusal score {e['val_refusal_score']:.2f}; cosine to V "
-              f"{', '.join(f'{c:.2f}' for c in e['cosines_to_V'])} -> {args.run / ('repind-' + str(e['k']))}")
+        p = d.provenance
+        print(f"RepInd-{p.k}: candidate {p.candidate + 1}/{len(cands)}, step {p.step}, "
+              f"val refusal score {p.val_refusal_score:.2f}; cosine to V "
+              f"{', '.join(f'{c:.2f}' for c in p.cosines_to_V)} -> {args.run / f'repind-{p.k}'}")
     print(f"({sum(res.seconds.values()):.0f} s)")

@@ -25,7 +25,7 @@ from refusal_tl.cone.train import grow, train_cone
 from refusal_tl.dim.run import load_dim, val_sets
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.scorer import Scorer
-from refusal_tl.geometry import RefusalCone, RefusalDirection
+from refusal_tl.geometry import Provenance, RefusalCone, RefusalDirection
 from refusal_tl.io import ensure_dir, json_digest, read_json, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.optim import SphereRun, check_checkpoints
@@ -134,14 +134,15 @@ def _save_dim(out: Path, run: SphereRun, sel: ConeSelection, model: RefusalModel
               cfg: ConeRunConfig, info: dict, seconds: dict) -> RefusalCone:
     chosen = run.history[sel.step]
     cone = RefusalCone(run.vectors[sel.step].float(), dim.layer, dim.norm, model.name, model.weights_sha,
-                       extra=dict(step=chosen["step"], train_loss=chosen["train_loss"], selection=sel.how,
-                                  relaxed=list(sel.relaxed), profile=cfg.profile, n_samples=cfg.cone.n_samples,
-                                  init=cfg.init), dtype=model.dtype_name)
+                       dtype=model.dtype_name,
+                       provenance=Provenance(step=chosen["step"], train_loss=chosen["train_loss"], selection=sel.how,
+                                             relaxed=list(sel.relaxed), profile=cfg.profile,
+                                             n_samples=cfg.cone.n_samples, init=cfg.init))
     cone.save(out / "basis.safetensors")
     write_json(out / "history.json", run.history)
     write_json(out / "metadata.json", {
         "config": cfg.to_dict(), **model.key,
-        "selected": {**cone.extra, **sel.chosen}, "steps": run.step, "stopped_by_plateau": run.stopped,
+        "selected": {**cone.provenance.to_dict(), **sel.chosen}, "steps": run.step, "stopped_by_plateau": run.stopped,
         "data": info, "seconds": seconds, "torch": torch.__version__,
     })
     return cone

@@ -21,7 +21,7 @@ from refusal_tl.dim.config import DimConfig
 from refusal_tl.dim.extract import DimCandidates, EoiActivations, dim_candidates, eoi_activations, filter_by_score
 from refusal_tl.dim.select import Selection, SelectionConfig, select_direction
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.geometry import RefusalDirection
+from refusal_tl.geometry import Provenance, RefusalDirection
 from refusal_tl.io import atomic_write, ensure_dir, json_digest, load_tensors, read_json, save_tensors, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.steer.forward import refusal_scores
@@ -42,7 +42,7 @@ class DimResult:
     def summary_table(self) -> pd.DataFrame:
         d = self.direction
         return pd.DataFrame([dict(layer=d.layer, position=d.pos, norm=d.norm,
-                                  **{k: d.extra.get(k) for k in ("bypass", "induce", "kl")})])
+                                  bypass=d.provenance.bypass, induce=d.provenance.induce, kl=d.provenance.kl)])
 
     def figures(self) -> dict:
         """The run's Plotly figures, by file stem."""
@@ -145,7 +145,7 @@ def run_dim(cfg: DimConfig, out: str | Path | None = None, model: RefusalModel |
     direction = RefusalDirection(
         vector=candidates.get(selection.pos, selection.layer), layer=selection.layer, pos=selection.pos,
         model=model.name, weights_sha=model.weights_sha, method="dim", dtype=model.dtype_name,
-        extra=dict(bypass=float(best.bypass), induce=float(best.induce), kl=float(best.kl),
+        provenance=Provenance(bypass=float(best.bypass), induce=float(best.induce), kl=float(best.kl),
                    profile=cfg.profile, filtered=cfg.filter_prompts, relaxed=list(selection.relaxed)),
     )
     result = DimResult(direction, candidates, selection, cfg, sets, seconds, dim_dir)
@@ -232,7 +232,7 @@ def save_dim(result: DimResult, dim_dir: Path) -> None:
         "weights_sha": result.direction.weights_sha,
         "dtype": result.direction.dtype,
         "selected": {"pos": result.selection.pos, "layer": result.selection.layer,
-                     "norm": result.direction.norm, **result.direction.extra},
+                     "norm": result.direction.norm, **result.direction.provenance.to_dict()},
         "baseline": {"harmful_val_refusal_score": result.selection.baseline_bypass,
                      "harmless_val_refusal_score": result.selection.baseline_induce},
         "n_prompts": {k: len(v) for k, v in result.prompts.items()},

@@ -76,6 +76,11 @@ class GcgResult:
     def runs(self) -> dict[str, list[GcgRow]]:
         return {f"w_aux = {self.config.aux_weight:g}": self.aux, "w_aux = 0 (plain GCG)": self.plain}
 
+    def mean_cos_drop(self) -> dict[str, float]:
+        """Per run, the mean relative drop of cos(r̂, h) at the aux layer from plain to suffixed prompts."""
+        drops = {name: [r.cos_drop for r in rows if r.cos_drop is not None] for name, rows in self.runs.items()}
+        return {name: sum(d) / len(d) if d else 0.0 for name, d in drops.items()}
+
     def summary_table(self) -> pd.DataFrame:
         return pd.DataFrame([dict(run=name, prompt=r.prompt[:80], suffix=r.suffix, cos_drop=r.cos_drop,
                                   refused=r.refused, completion=r.completion[:80])

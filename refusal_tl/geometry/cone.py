@@ -20,6 +20,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.geometry.provenance import Provenance
 from refusal_tl.io import load_tensors, save_tensors, write_json
 
 
@@ -39,8 +40,9 @@ class RefusalCone:
     alpha: float
     model: str
     weights_sha: str
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # other metadata (kept from files written by other tools)
     dtype: str | None = None  # the model's dtype when it was trained (the basis is float32)
+    provenance: Provenance = field(default_factory=Provenance)  # how it was trained and selected
 
     def __post_init__(self):
         gram = self.basis.double() @ self.basis.double().T
@@ -67,7 +69,8 @@ class RefusalCone:
 
     def metadata(self) -> dict:
         return {"layer": self.layer, "alpha": self.alpha, "model": self.model, "weights_sha": self.weights_sha,
-                "dtype": self.dtype, "dims": self.dims, "d_model": self.basis.shape[-1], "method": "cone", **self.extra}
+                "dtype": self.dtype, "dims": self.dims, "d_model": self.basis.shape[-1], "method": "cone",
+                **self.provenance.to_dict(), **self.extra}
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (safetensors, metadata inside) and ``path.json`` beside it, atomically."""
@@ -83,6 +86,6 @@ class RefusalCone:
             raise RefusalTLError(f"{path} is not a refusal_tl cone file (no 'basis' tensor); "
                                  "a direction file goes with --direction, not --cone.")
         known = {"layer", "alpha", "model", "weights_sha", "dtype", "dims", "d_model", "method"}
+        provenance, rest = Provenance.split({k: v for k, v in meta.items() if k not in known})
         return cls(tensors["basis"], meta.get("layer", -1), meta.get("alpha", 1.0), meta.get("model", "unknown"),
-                   meta.get("weights_sha", "unknown"), {k: v for k, v in meta.items() if k not in known},
-                   meta.get("dtype"))
+                   meta.get("weights_sha", "unknown"), rest, meta.get("dtype"), provenance)

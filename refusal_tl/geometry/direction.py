@@ -9,6 +9,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.geometry.provenance import Provenance
 from refusal_tl.io import load_tensors, save_tensors, write_json
 
 KNOWN = ("layer", "pos", "model", "weights_sha", "method", "compat_mode", "dtype", "norm", "d_model", "mode")
@@ -22,7 +23,8 @@ class RefusalDirection:
     (docs/algorithms.md §1). ``layer`` is the source layer (and the addition layer), ``pos``
     the EOI position (−5…−1) for DIM. ``compat_mode`` records that the bridge ran in raw
     (not TransformerLens-compatibility) coordinates; ``dtype`` the model's dtype when it was found
-    (the vector itself is always float32).
+    (the vector itself is always float32); ``provenance`` how it was found (typed), ``extra``
+    any other metadata (kept from files written by other tools).
     """
 
     vector: Float[Tensor, " d_model"]
@@ -33,6 +35,7 @@ class RefusalDirection:
     method: str = "dim"
     compat_mode: bool = False
     dtype: str | None = None
+    provenance: Provenance = field(default_factory=Provenance)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -44,10 +47,9 @@ class RefusalDirection:
         return self.vector / self.vector.norm()
 
     def metadata(self) -> dict:
-        meta = {k: v for k, v in asdict(self).items() if k not in ("vector", "extra")}
+        meta = {k: v for k, v in asdict(self).items() if k not in ("vector", "extra", "provenance")}
         meta.update(norm=self.norm, d_model=self.vector.shape[-1], mode="raw" if not self.compat_mode else "compat")
-        meta.update(self.extra)
-        return meta
+        return meta | self.provenance.to_dict() | self.extra
 
     def check_width(self, d_model: int) -> None:
         if self.vector.shape[-1] != d_model:
@@ -72,9 +74,10 @@ class RefusalDirection:
         tensors, meta = load_tensors(path, "refusal_tl direction file")
         if "direction" not in tensors:
             raise RefusalTLError(f"{path} is not a refusal_tl direction file (no 'direction' tensor).")
+        provenance, rest = Provenance.split({k: v for k, v in meta.items() if k not in KNOWN})
         return cls(
             vector=tensors["direction"], layer=meta.get("layer", -1), pos=meta.get("pos"),
             model=meta.get("model", "unknown"), weights_sha=meta.get("weights_sha", "unknown"),
             method=meta.get("method", "dim"), compat_mode=meta.get("compat_mode", False), dtype=meta.get("dtype"),
-            extra={k: v for k, v in meta.items() if k not in KNOWN},
+            provenance=provenance, extra=rest,
         )

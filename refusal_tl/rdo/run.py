@@ -21,7 +21,7 @@ import torch
 from refusal_tl import data, plotting
 from refusal_tl.dim.run import filter_val, load_dim, source, val_sets
 from refusal_tl.errors import RefusalTLError, check_choice
-from refusal_tl.geometry import RefusalDirection
+from refusal_tl.geometry import Provenance, RefusalDirection
 from refusal_tl.io import ensure_dir, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.optim import SphereRun, check_checkpoints
@@ -51,9 +51,8 @@ class RdoResult:
         return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
 
     def summary_table(self) -> pd.DataFrame:
-        e = self.direction.extra
-        return pd.DataFrame([dict(step=e.get("step"), cosine_to_dim=self.cosine_to_dim,
-                                  train_loss=e.get("train_loss"))])
+        p = self.direction.provenance
+        return pd.DataFrame([dict(step=p.step, cosine_to_dim=self.cosine_to_dim, train_loss=p.train_loss)])
 
     def figures(self) -> dict:
         return {"rdo_loss_curves": plotting.rdo_loss_curves(self.run.history, self.selection.step)}
@@ -173,7 +172,7 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     direction = RefusalDirection(
         vector=alpha * run.vectors[selection.step][0], layer=layer, pos=None, model=model.name,
         weights_sha=model.weights_sha, method="rdo" if not orthogonal_to else "rdo-perp", dtype=model.dtype_name,
-        extra=dict(step=chosen["step"], train_loss=chosen["train_loss"], selection=selection.how,
+        provenance=Provenance(step=chosen["step"], train_loss=chosen["train_loss"], selection=selection.how,
                    relaxed=list(selection.relaxed), profile=cfg.profile, alpha=alpha, dim_layer=dim.layer,
                    seed=run.key["seed"],
                    orthogonal_to=[d.metadata() for d in orthogonal_to or []]),
@@ -204,7 +203,8 @@ def save_rdo(result: RdoResult, out: Path) -> None:
         "model": result.direction.model,
         "weights_sha": result.direction.weights_sha,
         "dtype": result.direction.dtype,
-        "selected": {**result.direction.extra, "norm": result.direction.norm, "layer": result.direction.layer},
+        "selected": {**result.direction.provenance.to_dict(), "norm": result.direction.norm,
+                     "layer": result.direction.layer},
         "selection_table": result.selection.table,
         "cosine_to_dim": result.cosine_to_dim,
         "steps": result.run.step, "stopped_by_plateau": result.run.stopped,

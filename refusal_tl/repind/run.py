@@ -23,7 +23,7 @@ import torch
 from refusal_tl import plotting
 from refusal_tl.dim.run import load_dim, val_sets
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.geometry import RefusalDirection
+from refusal_tl.geometry import Provenance, RefusalDirection
 from refusal_tl.io import ensure_dir, json_digest, read_json, tensor_digest, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.optim import check_checkpoints
@@ -50,10 +50,10 @@ class RepIndResult:
     run_dir: Path | None = None
 
     def summary_table(self) -> pd.DataFrame:
-        return pd.DataFrame([dict(direction=f"RepInd-{d.extra['k']}", candidate=d.extra["candidate"] + 1,
-                                  step=d.extra["step"], val_refusal_score=d.extra["val_refusal_score"],
-                                  cosines_to_earlier=", ".join(f"{c:.3f}" for c in d.extra["cosines_to_V"]))
-                             for d in self.directions])
+        rows = [(d, d.provenance) for d in self.directions]
+        return pd.DataFrame([dict(direction=f"RepInd-{p.k}", candidate=p.candidate + 1, step=p.step,
+                                  val_refusal_score=p.val_refusal_score,
+                                  cosines_to_earlier=", ".join(f"{c:.3f}" for c in p.cosines_to_V)) for d, p in rows])
 
     def figures(self) -> dict:
         lowest = lambda h: min(range(len(h)), key=lambda i: h[i]["train_loss"])
@@ -158,7 +158,7 @@ def _iteration(k: int, V: list[torch.Tensor], model: RefusalModel, pairs: list[d
     direction = RefusalDirection(
         vector=alpha * run.vectors[step][0].float().cpu(), layer=layer, pos=None, model=model.name,
         weights_sha=model.weights_sha, method="repind", dtype=model.dtype_name,
-        extra=dict(k=k, candidate=best, step=step + 1, train_loss=run.history[step]["train_loss"],
+        provenance=Provenance(k=k, candidate=best, step=step + 1, train_loss=run.history[step]["train_loss"],
                    val_refusal_score=scores[best]["val_refusal_score"], profile=cfg.profile, alpha=alpha,
                    independent_of=len(V), cosines_to_V=[float(torch.dot(run.vectors[step][0].float(), v))
                                                          for v in V]),
@@ -166,7 +166,8 @@ def _iteration(k: int, V: list[torch.Tensor], model: RefusalModel, pairs: list[d
     direction.save(out / "direction.safetensors")
     write_json(out / "history.json", run.history)
     write_json(meta_path, {"key": key, "config": cfg.to_dict(), **model.key,
-                           "selected": direction.extra, "candidates": scores, "torch": torch.__version__})
+                           "selected": direction.provenance.to_dict(), "candidates": scores,
+                           "torch": torch.__version__})
     return direction, run.history, scores
 
 

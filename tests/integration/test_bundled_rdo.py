@@ -20,7 +20,7 @@ def test_same_direction_as_before_the_shared_trainer(rdo_run32):
     cos = torch.nn.functional.cosine_similarity(rdo_run32.direction.vector, old.vector, dim=0)
     print(f"cosine with the pre-refactor ci direction: {float(cos):.7f}")
     assert cos >= 0.9999
-    assert rdo_run32.direction.extra["step"] == old.extra["step"]
+    assert rdo_run32.direction.provenance.step == old.provenance.step
 
 
 def test_rdo_run_writes_direction_history_and_figures(rdo_run, dim_run):
@@ -33,7 +33,7 @@ def test_rdo_run_writes_direction_history_and_figures(rdo_run, dim_run):
     assert d.norm == pytest.approx(dim_run.direction.norm, rel=1e-5)  # α·r̂ with α = ‖DIM‖
     assert rdo_run.info["pairs"] >= 8 and rdo_run.run.step == len(rdo_run.run.history) >= 1
     losses = [h["train_loss"] for h in rdo_run.run.history]
-    assert rdo_run.direction.extra["train_loss"] == min(losses)  # lowest-loss selection
+    assert rdo_run.direction.provenance.train_loss == min(losses)  # lowest-loss selection
     assert rdo_run.info["targets"]["answer"]["n"] == rdo_run.info["pairs"]
     assert rdo_run.info["refusal_targets"] == "refusing"  # ci profile: L_add on refusing t_refusal only
     assert 0 < rdo_run.info["refusal_targets_refusing"] <= rdo_run.info["pairs"]

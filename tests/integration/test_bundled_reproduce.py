@@ -68,7 +68,7 @@ def test_reproduce_killed_at_a_random_moment_reruns_to_the_same_report(qwen, dim
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     resumed = RefusalDirection.load(run / "rdo" / "direction.safetensors")
     torch.testing.assert_close(resumed.vector, rdo_run.direction.vector, rtol=1e-5, atol=1e-6)
-    assert resumed.extra["step"] == rdo_run.direction.extra["step"]
+    assert resumed.provenance.step == rdo_run.direction.provenance.step
     reference = tmp_path / "uninterrupted"  # the session's runs, rendered by the same command
     for stage in ("dim", "rdo"):
         shutil.copytree(dim_run.run_dir.parent / stage, reference / stage)

@@ -319,7 +319,7 @@ def test_rdo_orthogonal_to_dim_writes_rdo_perp(tiny_dir, tmp_path, capsys):
                  str(tmp_path / "run" / "dim" / "direction.safetensors")])
     assert code == 0, capsys.readouterr().err
     d = RefusalDirection.load(tmp_path / "run" / "rdo-perp" / "direction.safetensors")
-    assert d.method == "rdo-perp" and d.extra["orthogonal_to"][0]["method"] == "dim"
+    assert d.method == "rdo-perp" and d.provenance.orthogonal_to[0]["method"] == "dim"
     assert abs(float(torch.nn.functional.cosine_similarity(d.vector, dim.vector, dim=0))) < 1e-4
     assert not (tmp_path / "run" / "rdo").exists()
 
@@ -336,7 +336,7 @@ def test_repind_cli_trains_k_directions_and_resumes(tiny_dir, tmp_path, capsys):
     assert meta["config"]["repind"]["layer_fraction"] == 1.0  # L_ind over every layer, as asked
     for k in (1, 2):
         d = RefusalDirection.load(tmp_path / "run" / f"repind-{k}" / "direction.safetensors")
-        assert d.method == "repind" and d.extra["k"] == k and len(d.extra["cosines_to_V"]) == k
+        assert d.method == "repind" and d.provenance.k == k and len(d.provenance.cosines_to_V) == k
         assert (tmp_path / "run" / f"repind-{k}" / "candidate0.safetensors").is_file()
     before = (tmp_path / "run" / "repind-2" / "metadata.json").stat().st_mtime_ns
     assert main(args) == 0

@@ -2,16 +2,17 @@ import pytest
 import torch
 
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.geometry import RefusalDirection
+from refusal_tl.geometry import Provenance, RefusalDirection
 
 
 def test_save_load_roundtrip(tmp_path):
-    d = RefusalDirection(torch.randn(16), layer=3, pos=-2, model="m", weights_sha="abc", extra={"kl": 0.01})
+    d = RefusalDirection(torch.randn(16), layer=3, pos=-2, model="m", weights_sha="abc",
+                         provenance=Provenance(kl=0.01, relaxed=["induce"]), extra={"tool": "other"})
     path = d.save(tmp_path / "direction.safetensors")
     back = RefusalDirection.load(path)
     torch.testing.assert_close(back.vector, d.vector)
     assert (back.layer, back.pos, back.model, back.weights_sha, back.method) == (3, -2, "m", "abc", "dim")
-    assert back.extra == {"kl": 0.01}
+    assert back.provenance == Provenance(kl=0.01, relaxed=["induce"]) and back.extra == {"tool": "other"}
     meta = (tmp_path / "direction.json").read_text()
     assert '"norm"' in meta and '"mode": "raw"' in meta
     assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporaries

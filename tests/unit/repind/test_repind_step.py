@@ -85,12 +85,12 @@ def test_run_repind_iterates_and_resumes(tiny, tmp_path):
     cfg = RepIndRunConfig(profile="ci", k=2, candidates=2, n_train=8, filter_prompts=False, n_val=4,
                           repind=RepIndConfig(accumulation=4, epochs=1))
     res = run_repind(cfg, run, tiny, progress=False)
-    assert [d.extra["k"] for d in res.directions] == [1, 2]
-    assert res.directions[1].extra["independent_of"] == 2  # DIM and RepInd-1
+    assert [d.provenance.k for d in res.directions] == [1, 2]
+    assert res.directions[1].provenance.independent_of == 2  # DIM and RepInd-1
     for k, cands in enumerate(res.candidates, start=1):
         assert [c["seed"] for c in cands] == [42 + 1000 * (k - 1), 43 + 1000 * (k - 1)]
         best = min(cands, key=lambda c: c["val_refusal_score"])
-        assert res.directions[k - 1].extra["candidate"] == best["candidate"]
+        assert res.directions[k - 1].provenance.candidate == best["candidate"]
         assert (run / f"repind-{k}" / "direction.safetensors").is_file()
         assert res.directions[k - 1].norm == pytest.approx(dim.norm, rel=1e-5)
     before = (run / "repind-2" / "metadata.json").stat().st_mtime_ns
