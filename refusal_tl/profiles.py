@@ -49,13 +49,14 @@ PAPER_SOURCES = dict(harmful_train="hub:salad:train", harmless_train="hub:alpaca
 PROFILES: dict[str, dict[str, dict]] = {
     "ci": {
         # the last post-instruction position only (the one the cpu and paper runs pick on the bundled model)
-        "dim": dict(n_train=24, n_val=16, batch_size=8, score_late_layers=False, prune=True, positions=(-1,)),
+        "dim": dict(n_train=24, n_val=16, n_val_harmless=None, batch_size=8, score_late_layers=False, prune=True,
+                    positions=(-1,)),
         # 48 prompts per class -> about 16 pairs -> 2 steps of 8
         "rdo": dict(n_train=48, refusal_targets="refusing", accumulation=8, epochs=1, retain_kl="code"),
         # dimension 2 only (growing to 3 is tested on the tiny model), the RDO pairs, 2 steps of 8, one
         # fresh sample per example (after one step, or with steps of 4, the lowest-loss basis fails the KL
         # filter on the bundled model)
-        "cone": dict(dims=(2,), n_train=48, refusal_targets="refusing", accumulation=8, epochs=1,
+        "cone": dict(dims=(2,), n_train=48, refusal_targets="refusing", accumulation=8, epochs=1, max_steps=None,
                      retain_kl="code", n_samples=1, init="rdo", filter_samples=4, n_val=8),
         # the RDO pairs, 2 steps of 4 per direction, 2 directions of 1 candidate
         "repind": dict(k=2, candidates=1, n_train=48, refusal_targets="refusing", accumulation=4, epochs=1,
@@ -87,12 +88,13 @@ PROFILES: dict[str, dict[str, dict]] = {
                      n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,)),
     },
     "paper": {
-        "dim": dict(n_train=None, n_val=None, batch_size=32, score_late_layers=True, prune=False, **PAPER_SOURCES),
+        "dim": dict(n_train=None, n_val=None, n_val_harmless=None, batch_size=32, score_late_layers=True, prune=False,
+                    **PAPER_SOURCES),
         # SALAD: ~1,100 pairs -> ~70 steps of 16 (bundled fallback: ~64 pairs -> ~4 steps)
         "rdo": dict(n_train=None, refusal_targets="all", accumulation=16, epochs=1, retain_kl="paper",
                     harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
         # official: 8 fresh samples per example, dims 2..3 from random, 64 fixed filter samples
-        "cone": dict(dims=(2, 3), n_train=None, refusal_targets="all", accumulation=16, epochs=1,
+        "cone": dict(dims=(2, 3), n_train=None, refusal_targets="all", accumulation=16, epochs=1, max_steps=None,
                      retain_kl="paper", n_samples=8, init="random", filter_samples=64, n_val=None,
                      harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
         # RepInd-1 ... RepInd-5, 5 random starts each (the paper), official loss settings

@@ -60,6 +60,14 @@ class Session:
         loaded.bridge.reset_hooks()
         return cls(profile, loaded, run, figs, sizes, spec, answers=Answers(loaded, sizes.max_new_tokens))
 
+    @property
+    def trained(self) -> bool:
+        """Whether this profile trains long enough for the paper's claims about *trained* directions
+        (RDO's jailbreak, a cone's share of bypassing samples, RepInd's independence). The ``ci``
+        profile trains a step or two per stage: it shows that every stage runs, and the notebooks
+        check those claims only at the ``cpu`` and ``paper`` sizes."""
+        return self.profile != "ci"
+
     def describe(self) -> str:
         return f"{profiles.describe(self.profile)}\nrun directory: {self.run_dir}; figures: {self.fig_dir}"
 

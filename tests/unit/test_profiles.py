@@ -6,6 +6,8 @@ from refusal_tl import profiles
 from refusal_tl.cone import ConeConfig, ConeRunConfig
 from refusal_tl.dim import DimConfig, SelectionConfig
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.gcg import GcgConfig
+from refusal_tl.profiles import EvalSizes
 from refusal_tl.rdo import RdoConfig, RdoRunConfig
 from refusal_tl.repind import RepIndConfig, RepIndRunConfig
 
@@ -90,3 +92,31 @@ def test_bad_options_fail_at_construction_in_one_line(build, match):
     with pytest.raises(RefusalTLError, match=match) as err:
         build()
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("config", [DimConfig, RdoRunConfig, ConeRunConfig, RepIndRunConfig, GcgConfig])
+def test_a_config_built_without_arguments_is_the_profile_it_names(config):
+    default = config()
+    assert default.profile == "cpu" and default == config.from_profile("cpu")
+
+
+def test_eval_sizes_are_validated_and_unknown_keys_are_errors():
+    assert EvalSizes.of("cpu").n_eval == profiles.profile("cpu", "eval")["n_eval"]
+    assert EvalSizes.of("ci", bon_temperatures=[0.5]).bon_temperatures == (0.5,)
+    with pytest.raises(RefusalTLError, match="unknown evaluation size"):
+        EvalSizes.of("cpu", n_evals=3)
+    with pytest.raises(RefusalTLError, match="n_eval must be a positive integer"):
+        EvalSizes.of("cpu", n_eval=0)
+
+
+def test_the_cli_choices_are_the_configs_literals():
+    from refusal_tl.cli import build_parser
+    from refusal_tl.errors import literal_fields
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    option = lambda cmd, flag: next(a for a in sub[cmd]._actions if flag in a.option_strings).choices
+    assert option("rdo", "--retain-kl") == list(literal_fields(RdoConfig)["retain_kl"])
+    assert option("cone", "--init") == list(literal_fields(ConeRunConfig)["init"])
+    assert option("rdo", "--profile") == list(profiles.NAMES) == ["ci", "cpu", "paper"]
+    assert "bfloat16" in option("dim", "--dtype") and option("eval", "--intervention") == \
+        ["none", "ablate", "add", "subtract"]
