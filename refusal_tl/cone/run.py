@@ -79,6 +79,7 @@ def run_cone(cfg: ConeRunConfig, run_dir: str | Path, model: RefusalModel | None
     """Train, select and save one cone per dimension in ``cfg.dims`` under ``run_dir/cone``."""
     run_dir = Path(run_dir)
     model = model or load_model(cfg.model)
+    model.check_config(cfg)
     dim = load_dim(run_dir, model)
     layer, alpha = model.check_layer(dim.layer), dim.norm
     seconds: dict[str, float] = {}

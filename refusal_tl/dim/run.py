@@ -115,11 +115,12 @@ def filter_val(model: RefusalModel, harmful: list[str], harmless: list[str], bat
 
 def run_dim(cfg: DimConfig, out: str | Path | None = None, model: RefusalModel | None = None) -> DimResult:
     """Extract DIM candidates, select a direction (Arditi), and save it under ``out/dim``."""
-    dim_dir = ensure_dir(Path(out) / "dim") if out is not None else None
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     model = model or load_model(cfg.model, cfg.device, cfg.dtype)
+    model.check_config(cfg)
     seconds["load"] = time.perf_counter() - t0
+    dim_dir = ensure_dir(Path(out) / "dim") if out is not None else None
     sets = prompt_sets(cfg)
 
     t0 = time.perf_counter()

@@ -126,6 +126,7 @@ def read_rows(path: Path) -> list[GcgRow]:
 def run_gcg(cfg: GcgConfig, model: RefusalModel, direction: RefusalDirection, dim: RefusalDirection,
             prompts: list[str], out: str | Path, progress: bool = True) -> list[GcgRow]:
     """Attack every prompt (first ``cfg.n_prompts``) and write one results row per prompt."""
+    model.check_config(cfg)
     direction.check_width(model.d_model)
     layer = model.check_layer(cfg.layer(model.n_layers))
     out = ensure_dir(Path(out))

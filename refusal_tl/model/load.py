@@ -51,6 +51,16 @@ class RefusalModel:
     name: str
     weights_sha: str
     device: torch.device
+    spec: str = ""  # how it was named when loaded ("bundled", an HF id, a folder, a .gguf); default: ``name``
+
+    def __post_init__(self):
+        self.spec = self.spec or self.name
+
+    def check_config(self, cfg) -> None:
+        """A stage's config names the model it runs with (and records it): it must be this one."""
+        if cfg.model not in (self.spec, self.name):
+            raise RefusalTLError(f"the {type(cfg).__name__} names model {cfg.model!r} but the model passed in is "
+                                 f"{self.spec!r} ({self.name}); build the config with model={self.spec!r}.")
 
     @property
     def tokenizer(self):
@@ -187,10 +197,10 @@ def load_model(
     hf.eval()
     if sha is None:
         sha = getattr(hf.config, "_commit_hash", None) or "unknown"
-    return wrap_hf_model(hf, tokenizer, name=name, weights_sha=sha, device=dev, dtype=torch_dtype)
+    return wrap_hf_model(hf, tokenizer, name=name, weights_sha=sha, device=dev, dtype=torch_dtype, spec=spec)
 
 
-def wrap_hf_model(hf, tokenizer, name: str, weights_sha: str = "unknown", device=None, dtype=None):
+def wrap_hf_model(hf, tokenizer, name: str, weights_sha: str = "unknown", device=None, dtype=None, spec: str = ""):
     """Boot a bridge around an already-loaded HF model (used by tests for tiny models)."""
     dev = torch.device(device) if device is not None else next(hf.parameters()).device
     if not getattr(hf.config, "name_or_path", None):
@@ -203,7 +213,7 @@ def wrap_hf_model(hf, tokenizer, name: str, weights_sha: str = "unknown", device
         dtype=dtype or next(hf.parameters()).dtype,
     )
     bridge.eval()
-    return RefusalModel(bridge=bridge, chat=chat, name=name, weights_sha=weights_sha, device=dev)
+    return RefusalModel(bridge=bridge, chat=chat, name=name, weights_sha=weights_sha, device=dev, spec=spec)
 
 
 def _contiguous_input(module, args):

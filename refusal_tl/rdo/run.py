@@ -141,6 +141,7 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     run_dir = Path(run_dir)
     seconds: dict[str, float] = {}
     model = model or load_model(cfg.model)
+    model.check_config(cfg)
     dim = load_dim(run_dir, model)
     layer = model.check_layer(dim.layer if cfg.layer is None else cfg.layer)
     for d in orthogonal_to or []:

@@ -96,6 +96,7 @@ def run_repind(cfg: RepIndRunConfig, run_dir: str | Path, model: RefusalModel | 
     """Find ``cfg.k`` representationally independent refusal directions under ``run_dir``."""
     run_dir = Path(run_dir)
     model = model or load_model(cfg.model)
+    model.check_config(cfg)
     dim = load_dim(run_dir, model)
     layer, alpha = model.check_layer(dim.layer), dim.norm
     seconds: dict[str, float] = {}

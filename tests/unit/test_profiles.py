@@ -120,3 +120,11 @@ def test_the_cli_choices_are_the_configs_literals():
     assert option("rdo", "--profile") == list(profiles.NAMES) == ["ci", "cpu", "paper"]
     assert "bfloat16" in option("dim", "--dtype") and option("eval", "--intervention") == \
         ["none", "ablate", "add", "subtract"]
+
+
+def test_a_config_naming_another_model_is_a_one_line_error(tiny, tmp_path):
+    from refusal_tl.dim import run_dim
+
+    with pytest.raises(RefusalTLError, match="names model 'bundled' but the model passed in is 'tiny-qwen'"):
+        run_dim(DimConfig.from_profile("ci"), tmp_path, tiny)
+    assert not (tmp_path / "dim").exists()  # nothing written

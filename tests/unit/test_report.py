@@ -40,7 +40,7 @@ def results(tiny, tmp_path_factory):
                     progress=False)
     rep = run_repind(RepIndRunConfig.from_profile("ci", repind=dict(accumulation=4), k=1, **small), run, tiny,
                      progress=False)
-    gcg = GcgConfig.from_profile("ci", steps=2, aux_layer=2, n_prompts=2)
+    gcg = GcgConfig.from_profile("ci", model=tiny.name, steps=2, aux_layer=2, n_prompts=2)
     gcg_runs = run_gcg_pair(gcg, tiny, rep.directions[0], dim, PROMPTS[:2], run, progress=False)
     perp = run_rdo(RdoRunConfig.from_profile("ci", rdo=dict(accumulation=4), **small), run, tiny, name="rdo-perp",
                    orthogonal_to=[dim], progress=False)

@@ -16,8 +16,8 @@ def runs(tiny, tmp_path_factory):
     dim, r = d(1, "dim"), d(2, "repind")
     out = {}
     for w in (10.0, 0.0):
-        cfg = GcgConfig(profile="ci", steps=3, search_width=16, topk=16, suffix_len=4, eval_batch=8, aux_weight=w,
-                        aux_layer=2, n_prompts=2, max_new_tokens=4)
+        cfg = GcgConfig(model=tiny.name, profile="ci", steps=3, search_width=16, topk=16, suffix_len=4, eval_batch=8,
+                        aux_weight=w, aux_layer=2, n_prompts=2, max_new_tokens=4)
         out[f"w_aux = {w:g}"] = run_gcg(cfg, tiny, r, dim, PROMPTS[:3], tmp_path_factory.mktemp(f"gcg{w:g}"),
                                         progress=False)
     return out

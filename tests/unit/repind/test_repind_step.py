@@ -82,7 +82,7 @@ def test_run_repind_iterates_and_resumes(tiny, tmp_path):
     dim.save(run / "dim" / "direction.safetensors")
     (run / "dim" / "metadata.json").write_text(json.dumps({"config": {"n_train": 8, "n_val": 4,
                                                                        "filter_prompts": False}}))
-    cfg = RepIndRunConfig(profile="ci", k=2, candidates=2, n_train=8, filter_prompts=False, n_val=4,
+    cfg = RepIndRunConfig(model=tiny.name, profile="ci", k=2, candidates=2, n_train=8, filter_prompts=False, n_val=4,
                           repind=RepIndConfig(accumulation=4, epochs=1))
     res = run_repind(cfg, run, tiny, progress=False)
     assert [d.provenance.k for d in res.directions] == [1, 2]
