@@ -9,7 +9,7 @@ PROFILE ?= cpu
 RUN ?= runs/demo$(if $(filter-out cpu,$(PROFILE)),-$(PROFILE))
 
 .PHONY: install demo demo-dim demo-rdo demo-cone demo-repind test unit lint figures bench bench-all bench-select \
-	bench-rdo bench-cone bench-repind bench-decode bench-gcg docs-perf clean
+	bench-rdo bench-cone bench-repind bench-decode bench-levers bench-reproduce bench-gcg docs-perf clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,9 +68,10 @@ lint: install
 # needed; then each notebook reads what the demo computed). PNGs need a Chromium for kaleido (apt-get install chromium).
 figures: demo
 	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo 03_cones 04_repind 05_gcg_suffixes; do \
-		REFUSAL_TL_PROFILE=cpu REFUSAL_TL_RUN_DIR=$(CURDIR)/runs/demo REFUSAL_TL_FIG_DIR=$(CURDIR)/figures \
+		start=$$(date +%s); REFUSAL_TL_PROFILE=cpu REFUSAL_TL_RUN_DIR=$(CURDIR)/runs/demo REFUSAL_TL_FIG_DIR=$(CURDIR)/figures \
 		../$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=7200 \
-			--output-dir $(CURDIR)/runs/demo/notebooks $$nb.ipynb || exit 1; done
+			--output-dir $(CURDIR)/runs/demo/notebooks $$nb.ipynb || exit 1; \
+		echo "figures: $$nb.ipynb ran in $$(( $$(date +%s) - start )) s"; done
 
 # Speed ratios written to benchmarks/results/*.json; `make docs-perf` renders docs/performance.md from them.
 bench: install
@@ -78,7 +79,7 @@ bench: install
 	$(PY) benchmarks/bench_foundation.py
 
 # the benchmarks that read a cpu run directory ($(RUN), from `make demo`); bench-gcg needs nanogcg beside the project
-bench-all: bench bench-select bench-rdo bench-cone bench-repind bench-decode
+bench-all: bench bench-select bench-rdo bench-cone bench-repind bench-decode bench-levers bench-reproduce
 
 bench-select: install
 	$(PY) benchmarks/bench_select.py --run $(RUN)
@@ -94,6 +95,13 @@ bench-repind: install
 
 bench-decode: install
 	$(PY) benchmarks/bench_decode.py --run $(RUN)
+
+bench-levers: install
+	$(PY) benchmarks/bench_levers.py --run $(RUN)
+
+# right after `make demo` from an empty run directory: its stage times, then a cached rerun
+bench-reproduce: install
+	$(PY) benchmarks/bench_reproduce.py --run $(RUN)
 
 bench-gcg: install
 	$(PY) -m pip install -q --no-deps nanogcg==0.3.0 scipy
