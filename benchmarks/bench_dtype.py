@@ -13,6 +13,8 @@ median per-round ratio float32 / bf16 is the bf16 speed-up:
 - **one RDO step**: Algorithm 1's step on 16 pairs with its per-prompt caches built;
 - **one GCG step**: search width 32, top-k 128 (the cpu profile's settings).
 
+The forward row also records the last-token KL(float32 ‖ bf16) and how often the top tokens agree.
+
 Targets: forward ≥ 1.7×, forward + backward ≥ 1.7×, decode at batch 16 ≥ 1.5× (on a CPU with
 native bf16: AVX512-BF16 or AMX; the JSON records whether this machine has it).
 Writes ``benchmarks/results/dtype.json``.
@@ -110,8 +112,20 @@ def main() -> None:
                   f"{torch.get_num_threads()} threads; ratio = float32 seconds / bfloat16 seconds")
     for name in names:
         t = interleaved({dt: jobs[dt][name] for dt in DTYPES}, args.rounds)
-        res.ratio(name, t, "float32", "bfloat16", TARGETS.get(name))
+        note = agreement(models) if name == "forward" else ""
+        res.ratio(name, t, "float32", "bfloat16", TARGETS.get(name), note=note)
     res.write()
+
+
+def agreement(models: dict[str, RefusalModel]) -> str:
+    """Last-token KL(float32 ‖ bf16) and top-token agreement on the forward workload's 32 prompts."""
+    prompts = data.bundled("harmful", "val", 32)
+    logp = {dt: last_logits(m, m.chat.tokenize(prompts).to(m.device)).double().log_softmax(-1)
+            for dt, m in models.items()}
+    kl = (logp["float32"].exp() * (logp["float32"] - logp["bfloat16"])).sum(-1)
+    same = int((logp["float32"].argmax(-1) == logp["bfloat16"].argmax(-1)).sum())
+    return (f"last-token KL(float32 ‖ bf16) mean {kl.mean():.4f}, max {kl.max():.4f}; "
+            f"top token equal on {same} of {len(prompts)}")
 
 
 if __name__ == "__main__":
