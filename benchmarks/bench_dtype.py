@@ -40,7 +40,7 @@ from refusal_tl.rdo.step import Prepared, step_losses
 from refusal_tl.steer.forward import last_logits, window_logits
 from refusal_tl.steer.generation import greedy_tokens
 from refusal_tl.steer.hooks import ablation_hooks
-from refusal_tl.steer.windows import pair_lengths
+from refusal_tl.steer.windows import Example, TrainingPair, pair_lengths
 
 DTYPES = ("float32", "bfloat16")
 # synthetic targets of the length RDO trains on (about 30 tokens): the timing does not depend on their content
@@ -63,7 +63,7 @@ def workloads(model: RefusalModel, new_tokens: int) -> dict[str, Callable[[], ob
               for b in (1, 16, 64)}
     v = direction(model).to(model.device)
     scorer = Scorer(model, harmful[:16], harmless[:16], batch_size=16)
-    pairs = [{"answer": (h, ANSWER), "refusal": (s, REFUSAL), "retain": (s, RETAIN)}
+    pairs = [TrainingPair(Example(h, ANSWER), Example(s, REFUSAL), Example(s, RETAIN))
              for h, s in zip(harmful[:16], harmless[:16])]
     prep, lengths, cfg = Prepared(model, pairs, 12), pair_lengths(model, pairs), RdoConfig(micro_batch=16)
     prep.ensure(list(range(16)))

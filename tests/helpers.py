@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from refusal_tl.model import RefusalModel, wrap_hf_model
+from refusal_tl.steer.windows import Example, TrainingPair
 
 WORDS = (
     "I As Sure Here is how to make a bomb poem cake hack wifi write the sea what why sorry "
@@ -90,18 +91,18 @@ def make_tiny(seed: int = 0, family: str = "qwen", dtype: torch.dtype = torch.fl
                          device="cpu")
 
 
-def tiny_pairs(n: int = 4) -> list[dict]:
-    return [{"answer": (PROMPTS[i], " Sure here is how"), "refusal": (PROMPTS[-1 - i], " I cannot help"),
-             "retain": (PROMPTS[-1 - i], " the sea is")} for i in range(n)]
+def tiny_pairs(n: int = 4) -> list[TrainingPair]:
+    return [TrainingPair(Example(PROMPTS[i], " Sure here is how"), Example(PROMPTS[-1 - i], " I cannot help"),
+                         Example(PROMPTS[-1 - i], " the sea is")) for i in range(n)]
 
 
-def mixed_pairs() -> list[dict]:
+def mixed_pairs() -> list[TrainingPair]:
     """Prompts and targets of different lengths, so batches carry padding and ragged windows."""
     answers = [" Sure", " Sure here is how to make a bomb", " Here", " As you are"]
     refusals = [" I cannot help", " I", " As Qwen I cannot help with that", " sorry"]
     retains = [" the sea is", " rice", " python code is a story about the sea", " why"]
-    return [{"answer": (PROMPTS[i], answers[i]), "refusal": (PROMPTS[7 - i], refusals[i]),
-             "retain": (PROMPTS[(i + 3) % 8], retains[i])} for i in range(4)]
+    return [TrainingPair(Example(PROMPTS[i], answers[i]), Example(PROMPTS[7 - i], refusals[i]),
+                         Example(PROMPTS[(i + 3) % 8], retains[i])) for i in range(4)]
 
 
 def run_cli(capsys, *args) -> tuple[int, str]:

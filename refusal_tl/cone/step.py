@@ -29,7 +29,7 @@ from torch import Tensor
 from refusal_tl.cone.config import ConeConfig
 from refusal_tl.model import RefusalModel
 from refusal_tl.rdo.step import Prepared, reference_step, term_losses
-from refusal_tl.steer.windows import TERMS, buckets
+from refusal_tl.steer.windows import TERMS, TrainingPair, buckets
 
 # A direction of the step: (weight in the loss, idx -> r for those examples, [d] or [len(idx), d]).
 Term = tuple[float, Callable[[list[int]], Tensor]]
@@ -67,7 +67,7 @@ def directions(rows: Float[Tensor, "dims d_model"], group: list[int], cfg: ConeC
 
 
 def cone_step_losses(model: RefusalModel, rows: Float[Tensor, "dims d_model"], alpha: float, layer: int,
-                     pairs: list[dict], group: list[int], prep: Prepared, lengths: dict[str, list[int]],
+                     pairs: list[TrainingPair], group: list[int], prep: Prepared, lengths: dict[str, list[int]],
                      cfg: ConeConfig, step: int, backward: bool = True) -> dict[str, float]:
     """One optimizer step's loss terms over ``group`` (each the weighted sum over directions of
     its mean over examples, so ``abl + add + ret`` is the official train loss)."""
@@ -88,7 +88,7 @@ def cone_step_losses(model: RefusalModel, rows: Float[Tensor, "dims d_model"], a
 
 
 def reference_cone_step(model: RefusalModel, rows: Float[Tensor, "dims d_model"], alpha: float, layer: int,
-                        pairs: list[dict], group: list[int], cfg: ConeConfig, step: int,
+                        pairs: list[TrainingPair], group: list[int], cfg: ConeConfig, step: int,
                         backward: bool = True) -> dict[str, float]:
     """The straightforward cone step: every direction of every example is its own RDO
     :func:`~refusal_tl.rdo.step.reference_step` (three full forwards, clean logits recomputed)."""

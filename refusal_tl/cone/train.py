@@ -10,12 +10,12 @@ from torch import Tensor
 
 from refusal_tl.cone.config import ConeConfig
 from refusal_tl.cone.step import cone_step_losses
-from refusal_tl.io import json_digest, tensor_digest
+from refusal_tl.io import tensor_digest
 from refusal_tl.model import RefusalModel
 from refusal_tl.optim import SphereRun, random_rows, train_sphere
 from refusal_tl.optim.sphere import gram_schmidt
 from refusal_tl.rdo.step import Prepared
-from refusal_tl.steer.windows import pair_lengths
+from refusal_tl.steer.windows import TrainingPair, pair_lengths, pairs_digest
 
 
 def grow(previous: Float[Tensor, "n d_model"] | None, dims: int, d_model: int,
@@ -31,14 +31,14 @@ def grow(previous: Float[Tensor, "n d_model"] | None, dims: int, d_model: int,
     return gram_schmidt(rows)
 
 
-def train_cone(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, init: Float[Tensor, "dims d_model"],
-               cfg: ConeConfig = ConeConfig(), checkpoint: str | Path | None = None, max_steps: int | None = None,
-               progress: bool = True) -> SphereRun:
+def train_cone(model: RefusalModel, pairs: list[TrainingPair], alpha: float, layer: int,
+               init: Float[Tensor, "dims d_model"], cfg: ConeConfig = ConeConfig(),
+               checkpoint: str | Path | None = None, max_steps: int | None = None, progress: bool = True) -> SphereRun:
     """Train the orthonormal basis ``init`` (N rows) on ``pairs`` (as :func:`~refusal_tl.rdo.train_rdo`);
     ordered Gram–Schmidt after every step. ``checkpoint`` is written every step and resumed from."""
     dims = init.shape[0]
     key = {"method": "cone", "model": model.key, **cfg.key(), "alpha": round(alpha, 6), "layer": layer,
-           "n_pairs": len(pairs), "pairs": json_digest(pairs), "init": tensor_digest(init)}
+           "n_pairs": len(pairs), "pairs": pairs_digest(pairs), "init": tensor_digest(init)}
     prep, lengths = Prepared(model, pairs, layer, keep=cfg.epochs > 1), pair_lengths(model, pairs)
 
     def loss_fn(rows: torch.nn.Parameter, group: list[int], step: int) -> dict[str, float]:

@@ -30,6 +30,7 @@ from refusal_tl.rdo.select import RdoSelection, select_rdo
 from refusal_tl.rdo.targets import make_targets
 from refusal_tl.rdo.train import train_rdo
 from refusal_tl.steer.metrics import is_refusal
+from refusal_tl.steer.windows import Example, TrainingPair
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = N
                    harmful: list[str] | None = None, harmless: list[str] | None = None,
                    filter_prompts: bool = True, batch_size: int = 16,
                    cache_dir: str | Path | None = None,
-                   refusal_targets: RefusalTargets = "all") -> tuple[list[dict], dict]:
+                   refusal_targets: RefusalTargets = "all") -> tuple[list[TrainingPair], dict]:
     """RDO training pairs: filtered, balanced prompts with their targets (docs/algorithms.md §0, §4).
 
     Harmful prompts the model refuses are paired with harmless prompts it answers,
@@ -93,13 +94,13 @@ def training_pairs(model: RefusalModel, dim: RefusalDirection, n: int | None = N
             "refusal_targets_refusing": sum(is_refusal(t) for t in targets.refusal.targets)}
     if refusal_targets == "refusing":
         refusal = refusing_refusals(refusal)
-    pairs = [{"answer": (harmful[i], targets.answer.targets[i]), "refusal": refusal[i],
-              "retain": (harmless[i], targets.retain.targets[i])} for i in range(k)]
+    pairs = [TrainingPair(Example(harmful[i], targets.answer.targets[i]), Example(*refusal[i]),
+                          Example(harmless[i], targets.retain.targets[i])) for i in range(k)]
     return pairs, info
 
 
 def stage_pairs(run_dir: Path, model: RefusalModel, dim: RefusalDirection, cfg, own_dir: Path
-                ) -> tuple[list[dict], dict]:
+                ) -> tuple[list[TrainingPair], dict]:
     """The training pairs of a stage that trains on RDO's pairs (RDO, RDO⊥, sweeps, cones, RepInd),
     from ``cfg``'s prompt sources and sizes. Targets depend on DIM and the prompts only, so they
     are cached in ``RUN/rdo`` when it exists (any stage reuses RDO's), else in ``own_dir``."""
@@ -183,7 +184,7 @@ def run_rdo(cfg: RdoRunConfig, run_dir: str | Path, model: RefusalModel | None =
     return result
 
 
-def train_restarts(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, cfg: RdoRunConfig,
+def train_restarts(model: RefusalModel, pairs: list[TrainingPair], alpha: float, layer: int, cfg: RdoRunConfig,
                    out: Path, progress: bool = True, constraints: torch.Tensor | None = None) -> list[SphereRun]:
     """Train ``cfg.restarts`` initialisations (seeds ``seed``, ``seed + 1``, …), each with its own
     checkpoint (``checkpoint.safetensors`` for the first, ``checkpoint_seed{s}.safetensors`` for the others)."""

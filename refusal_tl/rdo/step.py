@@ -38,7 +38,7 @@ from refusal_tl.rdo.losses import retain_kl, total_loss
 from refusal_tl.steer.forward import layer_inputs, logits_from, uncapped, window_logits
 from refusal_tl.steer.hooks import ablation_hooks, addition_hooks, row_hooks
 from refusal_tl.steer.metrics import target_cross_entropy
-from refusal_tl.steer.windows import SOURCE, TERMS, buckets, column, left_pad, windows
+from refusal_tl.steer.windows import SOURCE, TERMS, TrainingPair, buckets, column, left_pad, windows
 
 
 class Prepared:
@@ -51,7 +51,7 @@ class Prepared:
     ``keep`` (several epochs); otherwise dropped after the step that uses them.
     """
 
-    def __init__(self, model: RefusalModel, pairs: list[dict], layer: int, keep: bool = True):
+    def __init__(self, model: RefusalModel, pairs: list[TrainingPair], layer: int, keep: bool = True):
         self.model, self.pairs, self.layer, self.keep = model, pairs, layer, keep
         self.clean: dict[int, Tensor] = {}
         self.resid: dict[int, Tensor] = {}
@@ -79,7 +79,7 @@ class Prepared:
 
 
 def term_losses(model: RefusalModel, r: Float[Tensor, "*rows d_model"], name: str, alpha: float, layer: int,
-                pairs: list[dict], idx: list[int], prep: Prepared,
+                pairs: list[TrainingPair], idx: list[int], prep: Prepared,
                 retain_mode: str = "paper") -> Float[Tensor, " batch"]:
     """Per-example loss of one term (``abl``/``add``/``ret``) for the examples ``idx``; differentiable in r.
 
@@ -107,9 +107,9 @@ def term_losses(model: RefusalModel, r: Float[Tensor, "*rows d_model"], name: st
 TermFn = Callable[[str, list[int]], dict[str, Tensor]]
 
 
-def step_losses(model: RefusalModel, r: Float[Tensor, "*one d_model"], alpha: float, layer: int, pairs: list[dict],
-                group: list[int], prep: Prepared, lengths: dict[str, list[int]], cfg: RdoConfig,
-                backward: bool = True, terms: TermFn | None = None) -> dict[str, float]:
+def step_losses(model: RefusalModel, r: Float[Tensor, "*one d_model"], alpha: float, layer: int,
+                pairs: list[TrainingPair], group: list[int], prep: Prepared, lengths: dict[str, list[int]],
+                cfg: RdoConfig, backward: bool = True, terms: TermFn | None = None) -> dict[str, float]:
     """One optimizer step's loss terms over ``group``, averaged over its examples.
 
     ``r`` is the direction, ``[d_model]`` or the trainer's ``[1, d_model]`` parameter. With
@@ -141,7 +141,8 @@ def step_losses(model: RefusalModel, r: Float[Tensor, "*one d_model"], alpha: fl
 
 
 def reference_step(model: RefusalModel, param: Float[Tensor, "*one d_model"], alpha: float, layer: int,
-                   pairs: list[dict], group: list[int], cfg: RdoConfig, backward: bool = True) -> dict[str, float]:
+                   pairs: list[TrainingPair], group: list[int], cfg: RdoConfig,
+                   backward: bool = True) -> dict[str, float]:
     """The straightforward step, for tests and the benchmark: micro-batch 1, three full
     forwards with full logits per example, the clean retain forward recomputed every time."""
     L = model.n_layers

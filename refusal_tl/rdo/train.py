@@ -7,27 +7,26 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from refusal_tl.io import json_digest
 from refusal_tl.model import RefusalModel
 from refusal_tl.optim import SphereRun, random_rows, train_sphere
 from refusal_tl.rdo.config import RdoConfig
 from refusal_tl.rdo.step import Prepared, step_losses
-from refusal_tl.steer.windows import pair_lengths
+from refusal_tl.steer.windows import TrainingPair, pair_lengths, pairs_digest
 
 
-def train_rdo(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, cfg: RdoConfig = RdoConfig(),
+def train_rdo(model: RefusalModel, pairs: list[TrainingPair], alpha: float, layer: int, cfg: RdoConfig = RdoConfig(),
               checkpoint: str | Path | None = None, constraints: Tensor | None = None,
               max_steps: int | None = None, progress: bool = True) -> SphereRun:
     """Projected gradient descent on the unit sphere for one direction r (``run.rows[0]``).
 
-    ``pairs`` holds one training example each: ``{"answer": (harmful prompt, t_answer),
-    "refusal": (harmless prompt, t_refusal), "retain": (harmless prompt, t_retain)}``.
+    ``pairs`` holds one :class:`~refusal_tl.steer.windows.TrainingPair` per example: (harmful prompt,
+    t_answer), (harmless prompt, t_refusal), (harmless prompt, t_retain).
     r starts from N(0, I) seeded by ``cfg.seed``. ``checkpoint`` (a ``.safetensors`` file) is
     written after every step and resumed from; ``constraints`` (rows) are directions r must
     stay orthogonal to (RDO⊥).
     """
     key = {"method": "rdo", "model": model.key, **cfg.key(), "alpha": round(alpha, 6), "layer": layer,
-           "n_pairs": len(pairs), "pairs": json_digest(pairs)}
+           "n_pairs": len(pairs), "pairs": pairs_digest(pairs)}
     prep, lengths = Prepared(model, pairs, layer, keep=cfg.epochs > 1), pair_lengths(model, pairs)
     cons = None if constraints is None else constraints.reshape(-1, model.d_model).float()
 

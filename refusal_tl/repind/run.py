@@ -34,6 +34,7 @@ from refusal_tl.repind.step import TraceCache
 from refusal_tl.repind.train import train_repind
 from refusal_tl.steer.forward import refusal_scores
 from refusal_tl.steer.hooks import ablation_hooks
+from refusal_tl.steer.windows import TrainingPair
 
 
 @dataclass
@@ -128,7 +129,7 @@ def run_repind(cfg: RepIndRunConfig, run_dir: str | Path, model: RefusalModel | 
     return result
 
 
-def _iteration(k: int, V: list[torch.Tensor], model: RefusalModel, pairs: list[dict], alpha: float, layer: int,
+def _iteration(k: int, V: list[torch.Tensor], model: RefusalModel, pairs: list[TrainingPair], alpha: float, layer: int,
                harmful_val: list[str], cfg: RepIndRunConfig, run_dir: Path, progress: bool):
     """RepInd-k: every candidate trained (or resumed), scored, the best saved; a finished
     direction made with the same settings and V is loaded instead."""

@@ -28,14 +28,15 @@ from refusal_tl.repind.traces import resid_traces, trace_hooks
 from refusal_tl.steer.forward import window_logits
 from refusal_tl.steer.hooks import ablation_hooks
 from refusal_tl.steer.metrics import target_cross_entropy
-from refusal_tl.steer.windows import column, windows
+from refusal_tl.steer.windows import TrainingPair, column, windows
 
 
 class TraceCache:
     """The r-independent traces per harmful train prompt, at its last token (no grad, CPU):
     ``clean[i]`` ``[layers, d]`` and ``ablated[i]`` ``[|V|, layers, d]`` (x̃ with each v ablated)."""
 
-    def __init__(self, model: RefusalModel, pairs: list[dict], V: Tensor, layers: list[int], batch_size: int = 16):
+    def __init__(self, model: RefusalModel, pairs: list[TrainingPair], V: Tensor, layers: list[int],
+                 batch_size: int = 16):
         self.model, self.pairs, self.V, self.layers, self.batch_size = model, pairs, V, layers, batch_size
         self.clean: dict[int, Tensor] = {}
         self.ablated: dict[int, Tensor] = {}
@@ -45,7 +46,7 @@ class TraceCache:
         todo = [i for i in idx if i not in self.clean]
         for k in range(0, len(todo), self.batch_size):
             part = todo[k:k + self.batch_size]
-            batch = self.model.chat.tokenize([self.pairs[i]["answer"][0] for i in part]).to(self.model.device)
+            batch = self.model.chat.tokenize([self.pairs[i].answer.prompt for i in part]).to(self.model.device)
             clean = resid_traces(self.model, batch, self.layers).float().cpu()
             abl = torch.stack([resid_traces(self.model, batch, self.layers, v.to(self.model.device)).float().cpu()
                                for v in self.V], dim=1)
@@ -58,7 +59,7 @@ class TraceCache:
                 torch.stack([self.ablated[i] for i in idx]).to(device))
 
 
-def ablation_with_traces(model: RefusalModel, r: Float[Tensor, " d_model"], pairs: list[dict], idx: list[int],
+def ablation_with_traces(model: RefusalModel, r: Float[Tensor, " d_model"], pairs: list[TrainingPair], idx: list[int],
                          layers: list[int]) -> tuple[Float[Tensor, " batch"], Float[Tensor, "batch layers d_model"]]:
     """L_abl per example and x̃_abl(r) at each prompt's last token, from one forward."""
     w = windows(model, *column(pairs, idx, "answer"))
@@ -70,7 +71,7 @@ def ablation_with_traces(model: RefusalModel, r: Float[Tensor, " d_model"], pair
     return target_cross_entropy(logits, w.labels), torch.stack([store[l] for l in layers], dim=1)
 
 
-def repind_terms(model: RefusalModel, r: Tensor, alpha: float, layer: int, pairs: list[dict], prep: Prepared,
+def repind_terms(model: RefusalModel, r: Tensor, alpha: float, layer: int, pairs: list[TrainingPair], prep: Prepared,
                  cache: TraceCache, cfg: RepIndConfig):
     """The ``terms`` callback of :func:`~refusal_tl.rdo.step.step_losses`: RDO's terms, with
     ``ind`` read from the ablation forward."""
@@ -84,7 +85,7 @@ def repind_terms(model: RefusalModel, r: Tensor, alpha: float, layer: int, pairs
     return terms
 
 
-def repind_step_losses(model: RefusalModel, r: Tensor, alpha: float, layer: int, pairs: list[dict],
+def repind_step_losses(model: RefusalModel, r: Tensor, alpha: float, layer: int, pairs: list[TrainingPair],
                        group: list[int], prep: Prepared, cache: TraceCache, lengths: dict[str, list[int]],
                        cfg: RepIndConfig, backward: bool = True) -> dict[str, float]:
     """One RepInd optimizer step's terms (``abl``, ``ind``, ``add``, ``ret``) averaged over ``group``."""
@@ -92,7 +93,7 @@ def repind_step_losses(model: RefusalModel, r: Tensor, alpha: float, layer: int,
     return step_losses(model, r, alpha, layer, pairs, group, prep, lengths, cfg, backward, terms)
 
 
-def reference_repind_step(model: RefusalModel, param: Tensor, alpha: float, layer: int, pairs: list[dict],
+def reference_repind_step(model: RefusalModel, param: Tensor, alpha: float, layer: int, pairs: list[TrainingPair],
                           group: list[int], V: Tensor, cfg: RepIndConfig, backward: bool = True) -> dict[str, float]:
     """The straightforward step: :func:`~refusal_tl.rdo.step.reference_step` plus, per example
     and v, three full forwards of the harmful prompt (clean, r ablated, v ablated)."""
@@ -100,7 +101,7 @@ def reference_repind_step(model: RefusalModel, param: Tensor, alpha: float, laye
     layers = cfg.ind_layers(model.n_layers)
     means["ind"] = 0.0
     for i in group:
-        batch = model.chat.tokenize([pairs[i]["answer"][0]], share_prefix=False).to(model.device)
+        batch = model.chat.tokenize([pairs[i].answer.prompt], share_prefix=False).to(model.device)
         with torch.set_grad_enabled(backward):
             r = param.reshape(-1)
             total = 0.0

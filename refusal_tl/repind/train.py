@@ -8,18 +8,19 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from refusal_tl.io import json_digest, tensor_digest
+from refusal_tl.io import tensor_digest
 from refusal_tl.model import RefusalModel
 from refusal_tl.optim import SphereRun, random_rows, train_sphere
 from refusal_tl.rdo.step import Prepared
 from refusal_tl.repind.config import RepIndConfig
 from refusal_tl.repind.step import TraceCache, repind_step_losses
-from refusal_tl.steer.windows import pair_lengths
+from refusal_tl.steer.windows import TrainingPair, pair_lengths, pairs_digest
 
 
-def train_repind(model: RefusalModel, pairs: list[dict], alpha: float, layer: int, V: Float[Tensor, "v d_model"],
-                 cfg: RepIndConfig = RepIndConfig(), checkpoint: str | Path | None = None,
-                 max_steps: int | None = None, progress: bool = True, cache: TraceCache | None = None,
+def train_repind(model: RefusalModel, pairs: list[TrainingPair], alpha: float, layer: int,
+                 V: Float[Tensor, "v d_model"], cfg: RepIndConfig = RepIndConfig(),
+                 checkpoint: str | Path | None = None, max_steps: int | None = None, progress: bool = True,
+                 cache: TraceCache | None = None,
                  desc: str = "RepInd steps") -> SphereRun:
     """Projected gradient descent for one direction r, independent of every row of ``V``
     (DIM first, then earlier RepInd directions) through L_ind; no orthogonality constraint.
@@ -30,7 +31,7 @@ def train_repind(model: RefusalModel, pairs: list[dict], alpha: float, layer: in
     V = V.reshape(-1, model.d_model).float()
     layers = cfg.ind_layers(model.n_layers)
     key = {"method": "repind", "model": model.key, **cfg.key(), "alpha": round(alpha, 6), "layer": layer,
-           "n_pairs": len(pairs), "pairs": json_digest(pairs), "V": [tensor_digest(v) for v in V],
+           "n_pairs": len(pairs), "pairs": pairs_digest(pairs), "V": [tensor_digest(v) for v in V],
            "ind_layers": len(layers)}
     prep, lengths = Prepared(model, pairs, layer, keep=cfg.epochs > 1), pair_lengths(model, pairs)
     cache = cache or TraceCache(model, pairs, V, layers)

@@ -8,14 +8,40 @@ padding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from refusal_tl.io import json_digest
 from refusal_tl.model import Batch, RefusalModel
 from refusal_tl.steer.metrics import target_labels
+
+
+class Example(NamedTuple):
+    """A chat prompt and the target completion a loss term supervises."""
+
+    prompt: str
+    target: str
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    """One training example of RDO, the cones and RepInd (docs/algorithms.md §4): a harmful prompt
+    with its answer target (L_abl), a harmless prompt with its refusal target (L_add), and a harmless
+    prompt with its retain target (L_ret)."""
+
+    answer: Example
+    refusal: Example
+    retain: Example
+
+
+def pairs_digest(pairs: list[TrainingPair]) -> str:
+    """Digest of the pairs for checkpoint keys (the JSON of their fields, as when pairs were dicts)."""
+    return json_digest([asdict(p) for p in pairs])
+
 
 TERMS = ("abl", "add", "ret")
 SOURCE = {"abl": "answer", "add": "refusal", "ret": "retain"}  # which target set each term reads
@@ -61,8 +87,10 @@ def left_pad(rows: list[Tensor], length: int) -> Tensor:
     return out
 
 
-def column(pairs: list[dict], idx: list[int], name: str) -> tuple[list[str], list[str]]:
-    return [pairs[i][name][0] for i in idx], [pairs[i][name][1] for i in idx]
+def column(pairs: list[TrainingPair], idx: list[int], name: str) -> tuple[list[str], list[str]]:
+    """Prompts and targets of the ``name`` example (answer, refusal or retain) of the pairs ``idx``."""
+    rows = [getattr(pairs[i], name) for i in idx]
+    return [r.prompt for r in rows], [r.target for r in rows]
 
 
 def buckets(lengths: list[int], idx: list[int], size: int) -> list[list[int]]:
@@ -71,8 +99,8 @@ def buckets(lengths: list[int], idx: list[int], size: int) -> list[list[int]]:
     return [order[k:k + size] for k in range(0, len(order), size)]
 
 
-def pair_lengths(model: RefusalModel, pairs: list[dict]) -> dict[str, list[int]]:
+def pair_lengths(model: RefusalModel, pairs: list[TrainingPair]) -> dict[str, list[int]]:
     """Token count of ``prompt + target`` per pair and term (for bucketing)."""
     tok = model.tokenizer
-    return {name: [len(tok(p[SOURCE[name]][0] + p[SOURCE[name]][1], add_special_tokens=False).input_ids)
-                   for p in pairs] for name in TERMS}
+    return {name: [len(tok("".join(getattr(p, SOURCE[name])), add_special_tokens=False).input_ids) for p in pairs]
+            for name in TERMS}

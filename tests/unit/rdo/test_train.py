@@ -1,6 +1,7 @@
 """RDO training on the shared sphere trainer (tiny Qwen)."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 from helpers import PROMPTS, mixed_pairs, tiny_pairs
 from refusal_tl.rdo import RdoConfig, select_rdo, train_rdo
+from refusal_tl.steer.windows import Example
 
 GOLDEN = json.loads((Path(__file__).parent / "golden_rdo_tiny.json").read_text())
 
@@ -54,7 +56,7 @@ def test_other_settings_or_data_train_afresh_beside_the_kept_checkpoint(tiny, tm
     ckpt = tmp_path / "checkpoint.safetensors"
     first = train_rdo(tiny, tiny_pairs(), 3.0, 2, RdoConfig(accumulation=2), checkpoint=ckpt, max_steps=1,
                       progress=False)
-    other_data = [{**p, "refusal": (p["refusal"][0], " Sorry")} for p in tiny_pairs()]
+    other_data = [replace(p, refusal=Example(p.refusal.prompt, " Sorry")) for p in tiny_pairs()]
     for n, (pairs, cfg) in enumerate([(other_data, RdoConfig(accumulation=2)),
                                       (tiny_pairs(), RdoConfig(accumulation=2, seed=1))], start=1):
         run = train_rdo(tiny, pairs, 3.0, 2, cfg, checkpoint=ckpt, progress=False)

@@ -117,7 +117,7 @@ def test_cached_traces_equal_recomputed_ones(tiny):
     with torch.no_grad():
         _, abl_r = ablation_with_traces(tiny, r, pairs, [0, 1, 2, 3], layers)
     for i, pair in enumerate(pairs):
-        alone = tiny.chat.tokenize([pair["answer"][0]], share_prefix=False)
+        alone = tiny.chat.tokenize([pair.answer.prompt], share_prefix=False)
         with torch.no_grad():
             torch.testing.assert_close(clean[i], resid_traces(tiny, alone, layers)[0], atol=1e-5, rtol=1e-4)
             for j in range(2):
