@@ -70,11 +70,14 @@ def answers_rows(res: Results, model: RefusalModel, run: Path, profile: str, rou
     def reused():
         return [shared.rate(p, d, k) for p, d, k in calls]
 
-    assert fresh() == reused(), "reused answers must judge like freshly generated ones"
+    # in bf16 a greedy answer can depend on the batch it was decoded in (padding), so a regenerated
+    # rate may differ slightly from the results table's; the reused one is the table's own answer
+    gaps = [abs(a - b) for a, b in zip(fresh(), reused())]
     t = interleaved({"fresh per section": fresh, "reused": reused}, rounds, warmup=False)
     n = sum(len(p) for p, _, _ in calls)
     res.ratio("cone and RepInd sections' baseline and DIM / RDO answers", t, "fresh per section", "reused",
-              note=f"{n} answers of {s.max_new_tokens} tokens at the {profile} sizes; same rates")
+              note=f"{n} answers of {s.max_new_tokens} tokens at the {profile} sizes; {sum(g > 0 for g in gaps)} of "
+                   f"{len(gaps)} rates differ when regenerated in other batches (largest {max(gaps):.3f})")
 
 
 def induce_rows(res: Results, model: RefusalModel, run: Path, rounds: int) -> None:
