@@ -46,7 +46,7 @@ class TraceCache:
         todo = [i for i in idx if i not in self.clean]
         for k in range(0, len(todo), self.batch_size):
             part = todo[k:k + self.batch_size]
-            batch = self.model.chat.tokenize([self.pairs[i].answer.prompt for i in part]).to(self.model.device)
+            batch = self.model.chat.tokenize(column(self.pairs, part, "answer")[0]).to(self.model.device)
             clean = resid_traces(self.model, batch, self.layers).float().cpu()
             abl = torch.stack([resid_traces(self.model, batch, self.layers, v.to(self.model.device)).float().cpu()
                                for v in self.V], dim=1)

@@ -4,7 +4,7 @@ import pytest
 
 from refusal_tl import profiles
 from refusal_tl.cone import ConeConfig, ConeRunConfig
-from refusal_tl.dim import DimConfig, SelectionConfig
+from refusal_tl.dim import DimConfig, SelectionConfig, run_dim
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.gcg import GcgConfig
 from refusal_tl.profiles import EvalSizes
@@ -123,8 +123,6 @@ def test_the_cli_choices_are_the_configs_literals():
 
 
 def test_a_config_naming_another_model_is_a_one_line_error(tiny, tmp_path):
-    from refusal_tl.dim import run_dim
-
     with pytest.raises(RefusalTLError, match="names model 'bundled' but the model passed in is 'tiny-qwen'"):
         run_dim(DimConfig.from_profile("ci"), tmp_path, tiny)
     assert not (tmp_path / "dim").exists()  # nothing written
