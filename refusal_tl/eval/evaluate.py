@@ -14,6 +14,7 @@ import torch
 
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.judges import Judge, SubstringJudge
+from refusal_tl.stats import rate_ci
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.forward import kl_to_base, map_last_logits
@@ -42,13 +43,18 @@ class EvalResult:
         """Refusal rate (substring judge) or ASR (StrongREJECT), in [0, 1]."""
         return sum(self.scores) / max(len(self.scores), 1)
 
+    @property
+    def ci95(self) -> tuple[float, float]:
+        """95 % interval of :attr:`rate` (Wilson for 0/1 judgements, bootstrap over prompts otherwise)."""
+        return rate_ci(self.scores)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         rows = [dict(prompt=p, completion=c, score=s, refused=bool(s) if self.judge == "substring" else None)
                 for p, c, s in zip(self.prompts, self.completions, self.scores)]
         for k in ("prompts", "completions", "scores"):
             d.pop(k)
-        return {**d, "rate": self.rate, "n": len(rows), "results": rows}
+        return {**d, "rate": self.rate, "ci95": list(self.ci95), "n": len(rows), "results": rows}
 
 
 Directions = RefusalDirection | list[RefusalDirection] | None

@@ -19,6 +19,7 @@ from torch import Tensor
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.evaluate import direction_hooks
 from refusal_tl.eval.judges import Judge, SubstringJudge
+from refusal_tl.stats import best_of_n_ci, bootstrap, rate_ci
 from refusal_tl.geometry import RefusalCone
 from refusal_tl.model import RefusalModel
 from refusal_tl.steer.generation import generate
@@ -71,15 +72,27 @@ class SampleEval:
         return {n: float(torch.stack([success[b * n:(b + 1) * n].max(0).values.mean()
                                       for b in range(m // n)]).mean()) for n in ns}
 
+    @property
+    def ci95(self) -> tuple[float, float]:
+        """95 % interval of :attr:`rate`, the mean over samples and prompts: a bootstrap over prompts."""
+        return bootstrap(self.scores.numpy(), lambda x: x.mean())
+
+    def best_of_n_ci(self, ns: list[int] | None = None) -> dict[int, tuple[float, float]]:
+        """95 % bootstrap interval (over prompts) of each :meth:`best_of_n` value."""
+        success = 1.0 - self.scores if self.kind == "refusal" else self.scores
+        return {n: best_of_n_ci(success.numpy(), n) for n in self.best_of_n(ns)}
+
     def to_dict(self) -> dict:
         idx = self.direction_indices or list(range(self.scores.shape[0]))
         return {
             "model": self.model, "intervention": self.intervention, "layer": self.layer, "alpha": self.alpha,
             "max_new_tokens": self.max_new_tokens, "judge": self.judge, "measure": self.measure, "seed": self.seed,
-            "source": self.source, "seconds": self.seconds, "rate": self.rate, "n_samples": len(idx),
-            "n_prompts": len(self.prompts),
+            "source": self.source, "seconds": self.seconds, "rate": self.rate, "ci95": list(self.ci95),
+            "n_samples": len(idx), "n_prompts": len(self.prompts),
             "best_of_n": {str(k): v for k, v in self.best_of_n().items()},
-            "samples": [{"direction_index": i, self.measure: float(r)} for i, r in zip(idx, self.rates)],
+            "best_of_n_ci95": {str(k): list(v) for k, v in self.best_of_n_ci().items()},
+            "samples": [{"direction_index": i, self.measure: float(r), "ci95": list(rate_ci(row.tolist()))}
+                        for i, r, row in zip(idx, self.rates, self.scores)],
             "prompts": [{"prompt": p, "scores": self.scores[:, j].tolist(),
                          "completions": [c[j] for c in self.completions]} for j, p in enumerate(self.prompts)],
         }

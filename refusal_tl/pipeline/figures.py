@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from refusal_tl.eval.samples import cone_samples
+from refusal_tl.stats import fmt_rate, wilson
 from refusal_tl.pipeline.suite import halving_share, method_long
 from refusal_tl.plotting.common import completions_table, refusal_rates
 from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotonic_sweep
@@ -22,21 +23,23 @@ COLUMNS = {"harmless/add": "harmless refused, added (induce)", "first-token KL":
 def table5(data: dict) -> pd.DataFrame:
     """The paper's Table 5 in this project's terms: one row per method, refusal rates under
     ablation / subtraction on harmful prompts (and ASR = 1 − rate), induced refusal under addition,
-    first-token KL and the capability proxy (labelled as a proxy, not a benchmark)."""
+    each with its 95 % Wilson interval in brackets, first-token KL and the capability proxy
+    (labelled as a proxy, not a benchmark)."""
+    n = {k: len(v) for k, v in data["prompts"].items()}
+
+    def pct(rate: float, which: str, flip: bool = False) -> str:
+        size = n[which]
+        lo, hi = wilson(round(rate * size), size)
+        return fmt_rate(1 - rate, (1 - hi, 1 - lo)) if flip else fmt_rate(rate, (lo, hi))
+
     rows = []
     for r in data["rows"]:
         none = r["method"] == "no intervention"
-        row = {"method": r["method"]}
-        if none:
-            row["harmful refused: ablated / subtracted"] = f"{100 * r['harmful/none']:.1f} %"
-            row["ASR: ablated / subtracted"] = f"{100 * (1 - r['harmful/none']):.1f} %"
-            row[COLUMNS["harmless/add"]] = f"{100 * r['harmless/none']:.1f} %"
-        else:
-            row["harmful refused: ablated / subtracted"] = (f"{100 * r['harmful/ablate']:.1f} % / "
-                                                            f"{100 * r['harmful/subtract']:.1f} %")
-            row["ASR: ablated / subtracted"] = (f"{100 * (1 - r['harmful/ablate']):.1f} % / "
-                                                f"{100 * (1 - r['harmful/subtract']):.1f} %")
-            row[COLUMNS["harmless/add"]] = f"{100 * r['harmless/add']:.1f} %"
+        keys = ["harmful/none"] if none else ["harmful/ablate", "harmful/subtract"]
+        row = {"method": r["method"],
+               "harmful refused: ablated / subtracted": " / ".join(pct(r[k], "harmful") for k in keys),
+               "ASR: ablated / subtracted": " / ".join(pct(r[k], "harmful", flip=True) for k in keys),
+               COLUMNS["harmless/add"]: pct(r["harmless/none" if none else "harmless/add"], "harmless")}
         row[COLUMNS["first-token KL"]] = "" if none else f"{r['first-token KL']:.4f}"
         if "capability CE" in r:
             delta = "" if none else f" ({r['capability ΔCE']:+.3f})"
@@ -62,7 +65,9 @@ def method_figures(data: dict, show: int = 4) -> dict[str, go.Figure]:
     comp = data["completions"]
     harmful, harmless = (data["prompts"][k][:show] for k in ("harmful", "harmless"))
     name = first["method"]
-    figs = {f"refusal_rates_{name}": refusal_rates(rates, title=f"Refusal rate on held-out prompts, {name}")}
+    sizes = {k: len(data["prompts"][k.split("/")[0]]) for k in rates}
+    figs = {f"refusal_rates_{name}": refusal_rates(rates, title=f"Refusal rate on held-out prompts, {name}",
+                                                   n=sizes)}
     if len(methods) > 1:
         figs["methods_fig2_fig10"] = method_comparison(method_long(data))
     steered = [m for m in comp if m != "no intervention"]

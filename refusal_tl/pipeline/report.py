@@ -20,6 +20,7 @@ from plotly.offline import get_plotlyjs
 from refusal_tl.eval.benchmarks import BenchmarkScores
 from refusal_tl.io import write_text
 from refusal_tl.pipeline import figures as figs
+from refusal_tl.pipeline.suite import method_comparisons
 
 
 @dataclass
@@ -91,7 +92,8 @@ def methods_section(m: dict, evals: dict) -> Section:
                    text=f"{len(m['prompts']['harmful'])} harmful and {len(m['prompts']['harmless'])} harmless "
                         f"held-out prompts, greedy {m['max_new_tokens']} tokens, substring judge. The capability "
                         f"columns are an offline proxy on {m['n_capability']} harmless prompts (CE of the model's "
-                        "own answers under ablation), not the paper's benchmarks.",
+                        "own answers under ablation), not the paper's benchmarks. Brackets: 95 % Wilson intervals. "
+                        + " ".join(s + "." for s in method_comparisons(m)),
                    tables=[figs.table5(m)], figures=fig)
 
 

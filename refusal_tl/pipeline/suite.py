@@ -29,6 +29,8 @@ from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.benchmarks import lm_eval_scores
 from refusal_tl.eval.capability import capability_proxy, own_answers
 from refusal_tl.eval.evaluate import CONDITIONS, first_token_kl
+from refusal_tl.eval.judges import SubstringJudge
+from refusal_tl.stats import compare, wilson
 from refusal_tl.eval.samples import cone_samples, evaluate_cone, evaluate_directions, evaluate_temperature
 from refusal_tl.eval.sweeps import addition_sweep, alpha_grid, monotonic_sweep
 from refusal_tl.geometry import RefusalCone, RefusalDirection
@@ -79,8 +81,34 @@ def method_long(table: dict) -> pd.DataFrame:
         values = {"harmful/none": base["harmful/none"], "harmless/none": base["harmless/none"]} | {
             k: r[k] for k in ("harmful/ablate", "harmful/subtract", "harmless/add")} | {
             "harmless/ablate KL": r["first-token KL"]}
-        out += [dict(method=r["method"], condition=k, value=v, n=n[k.split("/")[0]]) for k, v in values.items()]
+        for k, v in values.items():
+            size = n[k.split("/")[0]]
+            lo, hi = (np.nan, np.nan) if k.endswith("KL") else wilson(round(v * size), size)
+            out.append(dict(method=r["method"], condition=k, value=v, n=size, lo=lo, hi=hi))
     return pd.DataFrame(out)
+
+
+def method_scores(table: dict, judge=None) -> dict[str, dict[str, list[float]]]:
+    """Per-prompt judgements ``scores[method][condition]`` of :func:`method_table`'s completions
+    (re-judged, so a cached table gives them too): the paired comparisons need them."""
+    judge = judge or SubstringJudge()
+    return {m: {c: judge(table["prompts"][c.split("/")[0]], texts) for c, texts in conds.items()}
+            for m, conds in table["completions"].items()}
+
+
+def method_comparisons(table: dict) -> list[str]:
+    """The report's statements on DIM against RDO (and any later method against the first), each
+    only where the bootstrap interval of the paired difference excludes 0 ("within noise" otherwise)."""
+    scores = method_scores(table)
+    first, *others = [m for m in scores if m != "no intervention"]
+    out = []
+    for m in others:
+        for cond, what in (("harmful/ablate", "refusal rate under ablation"),
+                           ("harmful/subtract", "refusal rate under subtraction"),
+                           ("harmless/add", "induced refusal under addition")):
+            if cond in scores[m] and cond in scores[first]:
+                out.append(compare(m, scores[m][cond], first, scores[first][cond], what))
+    return out
 
 
 def cone_rates(model: RefusalModel, prompts: list[str], cones: dict[int, RefusalCone],

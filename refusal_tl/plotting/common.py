@@ -14,18 +14,27 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from refusal_tl.stats import wilson
 from refusal_tl.io import atomic_write
 
 log = logging.getLogger(__name__)
 COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692"]
 
 
-def refusal_rates(rates: dict[str, float], title: str = "Refusal rate (substring judge)") -> go.Figure:
-    """Bar chart of refusal rates (0–1) per condition."""
-    fig = go.Figure(go.Bar(x=list(rates), y=[100 * r for r in rates.values()],
-                           text=[f"{100 * r:.0f}%" for r in rates.values()], textposition="outside",
-                           marker_color=COLORS[: len(rates)]))
-    fig.update_layout(title=title, yaxis_title="% refused", yaxis_range=[0, 110], height=420, width=700)
+def refusal_rates(rates: dict[str, float], title: str = "Refusal rate (substring judge)",
+                  n: dict[str, int] | None = None) -> go.Figure:
+    """Bar chart of refusal rates (0–1) per condition; with ``n`` (prompts per condition) the 95 %
+    Wilson interval of each rate as error bars."""
+    ys = [100 * r for r in rates.values()]
+    err = None
+    if n:
+        cis = [wilson(round(r * n[k]), n[k]) for k, r in rates.items()]
+        err = dict(type="data", symmetric=False, array=[100 * hi - y for (lo, hi), y in zip(cis, ys)],
+                   arrayminus=[y - 100 * lo for (lo, hi), y in zip(cis, ys)], color="#444")
+    fig = go.Figure(go.Bar(x=list(rates), y=ys, error_y=err, text=[f"{y:.0f}%" for y in ys],
+                           textposition="inside" if n else "outside", marker_color=COLORS[: len(rates)]))
+    ci = ", bars: 95 % Wilson intervals" if n else ""
+    fig.update_layout(title=title + ci, yaxis_title="% refused", yaxis_range=[0, 110], height=420, width=700)
     return fig
 
 

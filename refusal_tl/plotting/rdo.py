@@ -50,13 +50,19 @@ def method_comparison(table) -> go.Figure:
     panels = [(1, {"harmful/ablate": "ablation", "harmful/subtract": "subtraction"}, 100),
               (2, {"harmless/add": "addition"}, 100), (3, {"harmless/ablate KL": "ablation"}, 1)]
     for k, (method, g) in enumerate(table.groupby("method", sort=False)):
-        values = dict(zip(g.condition, g.value))
+        values, rows = dict(zip(g.condition, g.value)), g.set_index("condition")
         for col, conds, scale in panels:
             ys = [scale * values[c] for c in conds]
-            fig.add_trace(go.Bar(x=list(conds.values()), y=ys, name=method, legendgroup=method, showlegend=col == 1,
+            err = None
+            if "lo" in rows and scale == 100:  # 95 % Wilson intervals of the rates
+                err = dict(type="data", symmetric=False, color="#444",
+                           array=[100 * rows.hi[c] - y for c, y in zip(conds, ys)],
+                           arrayminus=[y - 100 * rows.lo[c] for c, y in zip(conds, ys)])
+            fig.add_trace(go.Bar(x=list(conds.values()), y=ys, error_y=err, name=method, legendgroup=method,
+                                 showlegend=col == 1,
                                  marker_color=COLORS[k % len(COLORS)],
                                  text=[f"{y:.0f}%" if scale == 100 else f"{y:.3f}" for y in ys],
-                                 textposition="outside"), row=1, col=col)
+                                 textposition="inside" if err else "outside"), row=1, col=col)
     first = table[table.method == table.method.iloc[0]].set_index("condition").value
     fig.add_hline(y=100 * first["harmful/none"], line=dict(color="gray", dash="dot"), row=1, col=1,
                   annotation_text="no intervention")
@@ -64,7 +70,7 @@ def method_comparison(table) -> go.Figure:
                   annotation_text="no intervention")
     fig.update_yaxes(title_text="% refused", range=[0, 110], row=1, col=1)
     fig.update_yaxes(range=[0, 110], row=1, col=2)
-    fig.update_layout(barmode="group", title="DIM vs RDO on held-out prompts (substring judge)", height=430, width=1250)
+    fig.update_layout(barmode="group", title="DIM vs RDO on held-out prompts (substring judge; bars: 95 % Wilson intervals)", height=430, width=1250)
     return fig
 
 

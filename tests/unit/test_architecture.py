@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "refusal_tl"
 # lowest first; a module's floor is that of its first name under refusal_tl (refusal_tl.steer.hooks: steer)
 FLOORS = [
     ("errors",),
-    ("io", "profiles", "data"),
+    ("io", "profiles", "data", "stats"),
     ("model", "geometry", "optim", "plotting", "gguf_file"),
     ("steer", "export"),
     ("eval", "chat"),
