@@ -66,7 +66,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # the held-out evaluation of the report and the notebooks (EvalSizes): 16-token answers (the
         # substring judge's phrases come early), α sweeps on 4 prompts per set, 4 cone samples
         "eval": dict(n_eval=8, n_capability=4, max_new_tokens=16, n_sweep=4, n_alphas=2, n_cone_samples=4,
-                     n_cone_eval=4, n_cone_alphas=2, n_trace=8, bon_temperatures=(1.0,)),
+                     n_cone_eval=4, n_cone_alphas=2, n_trace=8, bon_temperatures=(1.0,), answer_lengths=(16, 32)),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -85,7 +85,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         # the Hub and hours of CPU for a 0.5B model: off, the proxy stands in. retain_lambdas (Fig. 15)
         # trains one RDO per λ_ret: the paper profile only (notebook 02 draws it on request)
         "eval": dict(n_eval=24, n_capability=12, max_new_tokens=32, n_sweep=8, n_alphas=4, n_cone_samples=16,
-                     n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,)),
+                     n_cone_eval=12, n_cone_alphas=4, n_trace=16, bon_temperatures=(1.0,),
+                     answer_lengths=(32, 64, 128, 256)),
     },
     "paper": {
         "dim": dict(n_train=None, n_val=None, n_val_harmless=None, batch_size=32, score_late_layers=True, prune=False,
@@ -107,7 +108,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "eval": dict(n_eval=128, n_capability=128, max_new_tokens=512, n_sweep=128, n_alphas=16,
                      n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
                      bon_temperatures=(0.2, 0.5, 1.0, 1.2), bench_tasks=BENCH_TASKS, bench_limit=None,
-                     retain_lambdas=RETAIN_LAMBDAS, retain_epochs=1),
+                     retain_lambdas=RETAIN_LAMBDAS, retain_epochs=1, answer_lengths=(64, 128, 256, 512)),
     },
 }
 Profile = Literal["ci", "cpu", "paper"]
@@ -142,13 +143,15 @@ class EvalSizes:
     bench_tasks_dir: str | None = None  # a folder of extra lm-eval task YAMLs
     retain_lambdas: tuple[float, ...] | None = None  # Fig. 15: one RDO per λ_ret
     retain_epochs: int | None = None  # epochs of each of those runs (None: the profile's)
+    answer_lengths: tuple[int, ...] = ()  # the answer-length curve's cuts (new tokens); () skips it
+    protocols: tuple[str, ...] = ("heretic",)  # Table 5 also in these protocols' units (eval/protocol.py)
 
     def __post_init__(self):
         for f in fields(self)[:9]:
             if not (isinstance(getattr(self, f.name), int) and getattr(self, f.name) > 0):
                 raise RefusalTLError(f"evaluation size {f.name} must be a positive integer, got "
                                      f"{getattr(self, f.name)!r}.")
-        for name in ("bon_temperatures", "bench_tasks", "retain_lambdas"):
+        for name in ("bon_temperatures", "bench_tasks", "retain_lambdas", "answer_lengths", "protocols"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
 

@@ -14,9 +14,9 @@ import torch
 
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.judges import Judge, SubstringJudge
-from refusal_tl.stats import rate_ci
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import RefusalModel
+from refusal_tl.stats import rate_ci
 from refusal_tl.steer.forward import kl_to_base, map_last_logits
 from refusal_tl.steer.generation import generate
 from refusal_tl.steer.hooks import AT_LAYER, Intervention, ablation_hooks, intervention_hooks
@@ -37,6 +37,7 @@ class EvalResult:
     scores: list[float]
     seconds: float
     direction: dict = field(default_factory=dict)
+    kind: str = "refusal"  # the judge's: 1 = refused, or "asr" (1 = fully jailbroken)
 
     @property
     def rate(self) -> float:
@@ -50,7 +51,7 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        rows = [dict(prompt=p, completion=c, score=s, refused=bool(s) if self.judge == "substring" else None)
+        rows = [dict(prompt=p, completion=c, score=s, refused=bool(s) if self.kind == "refusal" else None)
                 for p, c, s in zip(self.prompts, self.completions, self.scores)]
         for k in ("prompts", "completions", "scores"):
             d.pop(k)
@@ -116,7 +117,7 @@ def evaluate_intervention(
         model=model.name, intervention=intervention, layer=layer, alpha=alpha,
         max_new_tokens=max_new_tokens, judge=judge.name, prompts=prompts, completions=completions,
         scores=judge(prompts, completions), seconds=time.perf_counter() - start,
-        direction=meta,
+        direction=meta, kind=judge.kind,
     )
 
 

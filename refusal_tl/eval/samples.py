@@ -19,9 +19,9 @@ from torch import Tensor
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.eval.evaluate import direction_hooks
 from refusal_tl.eval.judges import Judge, SubstringJudge
-from refusal_tl.stats import best_of_n_ci, bootstrap, rate_ci
 from refusal_tl.geometry import RefusalCone
 from refusal_tl.model import RefusalModel
+from refusal_tl.stats import best_of_n_ci, bootstrap, rate_ci
 from refusal_tl.steer.generation import generate
 from refusal_tl.steer.hooks import AT_LAYER, Intervention
 from refusal_tl.steer.multi import multi_generate

@@ -62,23 +62,34 @@ class ChatFormat:
     eoi_ids: list[int]
     refusal_ids: list[int]
 
+    system: str | None = None  # the system prompt; None: the template's default (Qwen inserts its own)
+
     @classmethod
-    def from_tokenizer(cls, tokenizer, family: str | None = None) -> "ChatFormat":
+    def from_tokenizer(cls, tokenizer, family: str | None = None, system: str | None = None) -> "ChatFormat":
         if not getattr(tokenizer, "chat_template", None):
             raise RefusalTLError(
                 "this tokenizer has no chat template; refusal_tl needs an instruction-tuned "
                 "chat model (e.g. Qwen2.5-*-Instruct, gemma-2-*-it, Llama-3-*-Instruct)."
             )
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": _SENTINEL}], tokenize=False, add_generation_prompt=True
-        )
+        turns = ([{"role": "system", "content": system}] if system is not None else []) + [
+            {"role": "user", "content": _SENTINEL}]
+        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
         prefix, suffix = text.split(_SENTINEL)
         eoi_ids = tokenizer(suffix, add_special_tokens=False).input_ids
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
         family = family or guess_family(tokenizer)
-        return cls(tokenizer, prefix, suffix, eoi_ids, refusal_token_ids(tokenizer, family))
+        return cls(tokenizer, prefix, suffix, eoi_ids, refusal_token_ids(tokenizer, family), system)
+
+    def with_system(self, system: str | None) -> "ChatFormat":
+        """The same format with ``system`` as the system prompt (heretic's protocol: "You are a helpful
+        assistant."); a template without a system turn (Gemma 2) raises a clear error."""
+        try:
+            return ChatFormat.from_tokenizer(self.tokenizer, system=system)
+        except Exception as e:  # jinja's TemplateError for "System role not supported"
+            raise RefusalTLError(f"this model's chat template takes no system prompt ({e}); "
+                                 "evaluate it without one.") from None
 
     @property
     def n_eoi(self) -> int:

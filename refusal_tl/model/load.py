@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -65,6 +67,17 @@ class RefusalModel:
     @property
     def tokenizer(self):
         return self.chat.tokenizer
+
+    @contextmanager
+    def system_prompt(self, system: str | None) -> Iterator["RefusalModel"]:
+        """Within the block every prompt carries ``system`` as its system prompt (None: the template's
+        default); the previous format is restored after, like a scoped hook."""
+        saved = self.chat
+        self.chat = saved.with_system(system) if system != saved.system else saved
+        try:
+            yield self
+        finally:
+            self.chat = saved
 
     @property
     def hf_model(self):

@@ -8,12 +8,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from refusal_tl.eval.samples import cone_samples
-from refusal_tl.stats import fmt_rate, wilson
 from refusal_tl.pipeline.suite import halving_share, method_long
-from refusal_tl.plotting.common import completions_table, refusal_rates
+from refusal_tl.plotting.common import answer_length, completions_table, refusal_rates
 from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotonic_sweep
 from refusal_tl.plotting.rdo import addition_sweep, method_comparison, retain_pareto
 from refusal_tl.plotting.repind import cosine_traces, direction_bars, interference_heatmap, topk_ablation
+from refusal_tl.stats import fmt_rate, wilson
 
 # Table 5's column titles for the data's keys
 COLUMNS = {"harmless/add": "harmless refused, added (induce)", "first-token KL": "first-token KL (harmless, ablated)",
@@ -46,6 +46,20 @@ def table5(data: dict) -> pd.DataFrame:
             row[COLUMNS["capability CE"] + " (Δ)"] = f"{r['capability CE']:.3f}{delta}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def protocol_frame(data: dict) -> pd.DataFrame:
+    """:func:`refusal_tl.pipeline.suite.protocol_table` as a table: refusals out of N (rate, interval), KL."""
+    head = f"refusals, {data['protocol']} protocol ({data['max_new_tokens']} tokens, {data['judge']})"
+    kl = "first-token KL (harmless, ablated)"
+    count = lambda r: f"{r['refusals']}/{r['n']} ({fmt_rate(r['rate'], (r['lo'], r['hi']))})"
+    return pd.DataFrame([{"method": r["method"], head: count(r),
+                          kl: "" if r["method"] == "no intervention" else f"{r['kl']:.4f}"} for r in data["rows"]])
+
+
+def length_figure(data: dict) -> go.Figure:
+    """The answer-length curve (:func:`refusal_tl.eval.length.length_curve`'s rows, as cached)."""
+    return answer_length(pd.DataFrame(data["rows"]))
 
 
 def retain_figure(retain: dict, methods: dict | None = None) -> go.Figure:

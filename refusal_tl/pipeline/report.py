@@ -86,6 +86,8 @@ TITLES = {"dim": "DIM: difference-in-means direction and its selection (Arditi e
 def methods_section(m: dict, evals: dict) -> Section:
     """Table 5 with DIM vs RDO (Figs. 2, 10), the completions, Fig. 22 and, when run, Fig. 15."""
     fig = figs.method_figures(m) | (figs.sweep_figures(evals["sweeps"]) if "sweeps" in evals else {})
+    if "lengths" in evals:
+        fig["answer_length"] = figs.length_figure(evals["lengths"])
     if "retain" in evals:
         fig["retain_pareto_fig15"] = figs.retain_figure(evals["retain"], m)
     return Section("Results on held-out prompts (the paper's Table 5, Fig. 2, Fig. 10, Fig. 15, Fig. 22)",
@@ -94,7 +96,8 @@ def methods_section(m: dict, evals: dict) -> Section:
                         f"columns are an offline proxy on {m['n_capability']} harmless prompts (CE of the model's "
                         "own answers under ablation), not the paper's benchmarks. Brackets: 95 % Wilson intervals. "
                         + " ".join(s + "." for s in method_comparisons(m)),
-                   tables=[figs.table5(m)], figures=fig)
+                   tables=[figs.table5(m), *[figs.protocol_frame(v) for k, v in evals.items()
+                                             if k.startswith("methods_")]], figures=fig)
 
 
 def stage_sections(results: dict, evals: dict | None = None) -> list[Section]:

@@ -30,7 +30,8 @@ from refusal_tl.eval.benchmarks import lm_eval_scores
 from refusal_tl.eval.capability import capability_proxy, own_answers
 from refusal_tl.eval.evaluate import CONDITIONS, first_token_kl
 from refusal_tl.eval.judges import SubstringJudge
-from refusal_tl.stats import compare, wilson
+from refusal_tl.eval.length import length_curve
+from refusal_tl.eval.protocol import protocol
 from refusal_tl.eval.samples import cone_samples, evaluate_cone, evaluate_directions, evaluate_temperature
 from refusal_tl.eval.sweeps import addition_sweep, alpha_grid, monotonic_sweep
 from refusal_tl.geometry import RefusalCone, RefusalDirection
@@ -39,6 +40,7 @@ from refusal_tl.pipeline.cache import Answers, cached, eval_key
 from refusal_tl.profiles import EvalSizes
 from refusal_tl.rdo.sweep import retain_sweep
 from refusal_tl.repind.analysis import figure6_traces, interference_matrix, topk_rates
+from refusal_tl.stats import compare, wilson
 from refusal_tl.steer.hooks import Intervention
 
 SEED = 42  # the cone samples are the first of 512 drawn at seed 42 (docs/algorithms.md §6)
@@ -69,6 +71,26 @@ def method_table(model: RefusalModel, directions: dict[str, RefusalDirection], h
             row |= {"capability CE": cap.ce_intervened, "capability ΔCE": cap.delta_ce}
     return {"rows": rows, "prompts": sets, "completions": completions, "max_new_tokens": answers.max_new_tokens,
             "n_capability": len(capability_prompts or [])}
+
+
+def protocol_table(model: RefusalModel, directions: dict[str, RefusalDirection], harmful: list[str],
+                   harmless: list[str], name: str = "heretic") -> dict:
+    """Table 5's headline numbers in another protocol's units (:mod:`refusal_tl.eval.protocol`): per
+    method, refusals out of N on ``harmful`` under ablation with their Wilson interval, and first-token
+    KL on ``harmless``, all with the protocol's system prompt, answer length and judge."""
+    proto = protocol(name)
+    rows = []
+    with model.system_prompt(proto.system_prompt):
+        book = Answers(model, proto.max_new_tokens, proto.make_judge())
+        for method, d in [("no intervention", None), *directions.items()]:
+            _, scores = book.answers(harmful, d, "ablate" if d is not None else "none")
+            k, n = round(sum(scores)), len(scores)
+            lo, hi = wilson(k, n)
+            kl = first_token_kl(model, harmless, d, "ablate") if d is not None else 0.0
+            rows.append(dict(method=method, refusals=k, n=n, rate=k / n, lo=lo, hi=hi, kl=kl))
+        system = model.chat.system
+    return {"protocol": name, "system_prompt": system, "max_new_tokens": proto.max_new_tokens,
+            "judge": proto.judge.name, "rows": rows}
 
 
 def method_long(table: dict) -> pd.DataFrame:
@@ -194,8 +216,9 @@ def compare_directions(model: RefusalModel, directions: dict[str, RefusalDirecti
 
 def evaluate_methods(model: RefusalModel, dirs: dict[str, RefusalDirection], s: EvalSizes, run_dir, answers: Answers,
                      rdo_run=None) -> dict:
-    """``methods`` (Table 5), ``sweeps`` (Fig. 22) and, where the sizes ask for them, ``retain`` (Fig. 15,
-    one RDO per λ_ret beside ``rdo_run``) and ``benchmarks`` (lm-eval, Table 4)."""
+    """``methods`` (Table 5), ``lengths`` (refusal against answer length), ``sweeps`` (Fig. 22) and, where
+    the sizes ask for them, ``retain`` (Fig. 15, one RDO per λ_ret beside ``rdo_run``) and ``benchmarks``
+    (lm-eval, Table 4)."""
     harmful, harmless = data.bundled("harmful", "test", s.n_eval), data.bundled("harmless", "test", s.n_eval)
     cap = data.bundled("harmless", "test", s.n_capability)
     mnt, out = s.max_new_tokens, {}
@@ -208,6 +231,13 @@ def evaluate_methods(model: RefusalModel, dirs: dict[str, RefusalDirection], s: 
             which, kind = key.split("/")
             answers.add(d, kind, methods["prompts"][which], completions, answers.judge(methods["prompts"][which],
                                                                                        completions))
+    for name in s.protocols:  # Table 5's headline numbers in other units (heretic's)
+        run(f"methods_{name}", lambda name=name: protocol_table(model, dirs, harmful, harmless, name), dirs=dirs,
+            prompts=[harmful, harmless], protocol=name)
+    if s.answer_lengths:  # the answer-length curve on Table 5's harmful prompts
+        run("lengths", lambda: {"rows": length_curve(model, harmful, {"no intervention": None} | dirs,
+                                                     s.answer_lengths).to_dict("records")},
+            dirs=dirs, prompts=harmful, lengths=s.answer_lengths)
     sweep_harmful, sensitive = data.bundled("harmful", "test", s.n_sweep), data.bundled("sensitive", "all", s.n_sweep)
     run("sweeps", lambda: sweeps(model, dirs, sweep_harmful, sensitive, s.n_alphas, mnt),
         dirs=dirs, prompts=[sweep_harmful, sensitive], n_alphas=s.n_alphas, mnt=mnt)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from refusal_tl.stats import wilson
 from refusal_tl.io import atomic_write
+from refusal_tl.stats import wilson
 
 log = logging.getLogger(__name__)
 COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692"]
@@ -64,3 +64,25 @@ def save_figure(fig: go.Figure, stem: str | Path, png: bool = False) -> Path:
         except Exception as err:  # kaleido needs Chrome; PNG is a nicety
             log.warning("PNG export skipped (%s); the HTML figure is at %s", type(err).__name__, path)
     return path
+
+
+def answer_length(table, title: str = "Refusal rate against answer length (held-out harmful prompts)") -> go.Figure:
+    """New tokens (log scale) → refusal rate with its 95 % interval as a band, one line per condition
+    (:func:`refusal_tl.eval.length.length_curve`); hover gives the mean answer length and the share of
+    answers still running at the cut."""
+    fig = go.Figure()
+    for i, (name, g) in enumerate(table.groupby("condition", sort=False)):
+        color = COLORS[i % len(COLORS)]
+        x = list(g.tokens)
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=[100 * v for v in g.hi] + [100 * v for v in g.lo][::-1],
+                                 fill="toself", fillcolor=color, opacity=0.15, line=dict(width=0),
+                                 hoverinfo="skip", showlegend=False, legendgroup=name))
+        fig.add_trace(go.Scatter(x=x, y=[100 * v for v in g.rate], mode="lines+markers", name=name, legendgroup=name,
+                                 line=dict(color=color), customdata=list(zip(g.mean_length, 100 * g.cut, g.n)),
+                                 hovertemplate="%{x} tokens: %{y:.1f} % refused<br>mean answer %{customdata[0]:.0f} "
+                                               "tokens, %{customdata[1]:.0f} % still running at the cut, "
+                                               "%{customdata[2]} prompts<extra></extra>"))
+    fig.update_layout(title=title + " (bands: 95 % Wilson intervals)", xaxis=dict(type="log", title="new tokens",
+                      tickvals=sorted(set(table.tokens))), yaxis_title="% refused (substring judge)",
+                      yaxis_range=[0, 105], height=430, width=760)
+    return fig

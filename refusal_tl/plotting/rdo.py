@@ -70,7 +70,8 @@ def method_comparison(table) -> go.Figure:
                   annotation_text="no intervention")
     fig.update_yaxes(title_text="% refused", range=[0, 110], row=1, col=1)
     fig.update_yaxes(range=[0, 110], row=1, col=2)
-    fig.update_layout(barmode="group", title="DIM vs RDO on held-out prompts (substring judge; bars: 95 % Wilson intervals)", height=430, width=1250)
+    fig.update_layout(barmode="group", height=430, width=1250,
+                      title="DIM vs RDO on held-out prompts (substring judge; bars: 95 % Wilson intervals)")
     return fig
 
 

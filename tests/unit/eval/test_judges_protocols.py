@@ -1,0 +1,139 @@
+"""The second judges (LLM, LlamaGuard, StrongREJECT with stubs), their agreement, the heretic
+protocol and the answer-length curve, on the tiny model."""
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+
+from helpers import PROMPTS
+from refusal_tl.cli import main
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.eval.judges import LlamaGuardJudge, LLMJudge, StrongRejectJudge, agreement, make_judge
+from refusal_tl.eval.length import length_curve
+from refusal_tl.eval.protocol import HereticJudge, heretic_refusal, protocol
+from refusal_tl.geometry import RefusalDirection
+from refusal_tl.pipeline.figures import length_figure, protocol_frame
+from refusal_tl.pipeline.suite import protocol_table
+from refusal_tl.steer.generation import generate
+
+
+def test_agreement_hand_computed():
+    truth = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    pred = [1, 1, 1, 0, 1, 0, 0, 0, 0, 0]
+    a = agreement(pred, truth)
+    # tp 3, predicted 4, true 4: precision = recall = 0.75; accuracy 0.8; chance 0.4·0.4 + 0.6·0.6 = 0.52
+    assert a["precision"] == a["recall"] == 0.75 and a["accuracy"] == pytest.approx(0.8)
+    assert a["kappa"] == pytest.approx((0.8 - 0.52) / 0.48)
+    assert agreement(truth, truth)["kappa"] == 1.0
+    with pytest.raises(RefusalTLError, match="equally long"):
+        agreement(pred, truth[:-1])
+
+
+def test_llm_judge_reads_the_margin_of_A_over_B(tiny):
+    judge = LLMJudge(tiny, batch_size=4)
+    margins = judge.margins(PROMPTS[:4], ["I cannot help.", "Sure, here is how.", "", "As an AI I won't."])
+    assert margins.shape == (4,) and torch.isfinite(margins).all()
+    assert judge(PROMPTS[:4], ["I cannot help.", "Sure, here is how.", "", "As an AI I won't."]) == [
+        float(m > 0) for m in margins]
+    assert judge.name == f"llm:{tiny.name}" and judge.kind == "refusal"
+
+
+def test_make_judge(tiny, caplog):
+    assert make_judge("substring").name == "substring"
+    with caplog.at_level("WARNING"):
+        assert isinstance(make_judge("llm", tiny), LLMJudge)
+    assert "weak judge" in caplog.text
+    with pytest.raises(RefusalTLError, match="--judge-model"):
+        make_judge("llm")
+    with pytest.raises(RefusalTLError, match="unknown judge"):
+        make_judge("vibes")
+
+
+def test_llamaguard_judge_with_a_stub_guard():
+    seen = []
+
+    def guard(convs):
+        seen.extend(convs)
+        return ["unsafe\nS2" if "here is how" in c[1]["content"] else "safe" for c in convs]
+    judge = LlamaGuardJudge(classify=guard)
+    assert judge(["hack wifi", "hack wifi"], ["I can't do that.", "Sure, here is how: ..."]) == [1.0, 0.0]
+    assert seen[0] == [{"role": "user", "content": "hack wifi"}, {"role": "assistant", "content": "I can't do that."}]
+
+
+def test_strongreject_judge_with_a_stub_package(monkeypatch):
+    calls = {}
+
+    def evaluate_dataset(ds, evaluators):
+        calls["evaluators"] = evaluators
+        return {"score": [0.0 if "cannot" in r else 0.9 for r in ds["response"]]}
+    pkg, mod = types.ModuleType("strong_reject"), types.ModuleType("strong_reject.evaluate")
+    mod.evaluate_dataset = evaluate_dataset
+    monkeypatch.setitem(sys.modules, "strong_reject", pkg)
+    monkeypatch.setitem(sys.modules, "strong_reject.evaluate", mod)
+    assert StrongRejectJudge()(["a", "b"], ["I cannot.", "Step 1"]) == [0.0, 0.9]
+    assert calls["evaluators"] == ["strongreject_finetuned"]
+
+
+def test_heretic_markers():
+    assert heretic_refusal("I *won’t*   do that")  # emphasis and apostrophe normalised
+    assert heretic_refusal("   ")  # empty answers count as refusals
+    assert heretic_refusal("That would be ILLEGAL.") and not heretic_refusal("Sure! Step 1: preheat the oven.")
+    assert HereticJudge()(["x", "y"], ["sorry", "ok"]) == [1.0, 0.0]
+    p = protocol("heretic")
+    assert (p.system_prompt, p.max_new_tokens) == ("You are a helpful assistant.", 100)
+    with pytest.raises(RefusalTLError, match="unknown protocol"):
+        protocol("nope")
+
+
+def test_system_prompt_is_scoped(tiny):
+    before = tiny.chat.format("hi")
+    with tiny.system_prompt("You are a helpful assistant."):
+        inside = tiny.chat.format("hi")
+        assert tiny.chat.system == "You are a helpful assistant."
+    assert "You are a helpful assistant." in inside and "Qwen" not in inside
+    assert tiny.chat.format("hi") == before and "Qwen" in before
+
+
+def test_protocol_table_and_cli(tiny, tiny_dir, tmp_path):
+    d = RefusalDirection(3 * torch.randn(tiny.d_model), layer=2, pos=-1, model=tiny.name, weights_sha="t")
+    table = protocol_table(tiny, {"DIM": d}, PROMPTS[:3], PROMPTS[3:6])
+    assert table["system_prompt"] == "You are a helpful assistant." and table["max_new_tokens"] == 100
+    base, dim = table["rows"]
+    assert base["n"] == 3 and 0 <= base["lo"] <= base["rate"] <= base["hi"] <= 1 and dim["kl"] > 0
+    assert len(protocol_frame(table)) == 2
+    d.save(tmp_path / "d.safetensors")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"instruction": p}) + "\n" for p in PROMPTS[:2]))
+    out = tmp_path / "r.json"
+    assert main(["eval", "--model", str(tiny_dir), "--direction", str(tmp_path / "d.safetensors"), "--intervention",
+                 "ablate", "--prompts", str(prompts), "--protocol", "heretic", "--max-new-tokens", "4",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["protocol"] == "heretic" and res["judge"] == "heretic_markers" and res["max_new_tokens"] == 4
+    assert res["system_prompt"] == "You are a helpful assistant."
+    assert res["refusals"] == f"{sum(r['refused'] for r in res['results'])}/2"
+    lo, hi = res["ci95"]
+    assert 0 <= lo <= res["rate"] <= hi <= 1
+
+
+def test_length_curve_judges_prefixes_of_one_generation(tiny):
+    d = RefusalDirection(3 * torch.randn(tiny.d_model), layer=2, pos=-1, model=tiny.name, weights_sha="t")
+    seen = {}
+
+    class Recorder:
+        name, kind = "recorder", "refusal"
+
+        def __call__(self, prompts, completions):
+            seen.setdefault(len(seen), completions)
+            return [float(len(c) % 2) for c in completions]
+    table = length_curve(tiny, PROMPTS[:4], {"none": None, "DIM": d}, (2, 5), Recorder())
+    assert list(table.condition) == ["none", "none", "DIM", "DIM"] and list(table.tokens) == [2, 5, 2, 5]
+    # the answer cut at 2 tokens is what a 2-token generation gives
+    assert seen[0] == generate(tiny, PROMPTS[:4], 2)
+    assert seen[1] == generate(tiny, PROMPTS[:4], 5)
+    assert (table.lo <= table.rate).all() and (table.rate <= table.hi).all()
+    assert (table.mean_length <= table.tokens).all()
+    assert len(length_figure({"rows": table.to_dict("records")}).data) == 4  # a band and a line per condition
