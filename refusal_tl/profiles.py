@@ -7,8 +7,10 @@ trains on and how many optimizer steps that gives.
 - ``ci``: the smallest run that still exercises every stage on the bundled model (CI, tests; its
   cone has 2 dimensions, growing to 3 is tested on the tiny model).
 - ``cpu``: the bundled 0.5B model on a 2-core laptop (measured costs in the README).
-- ``paper``: the paper's settings (docs/algorithms.md); the public train sets by name when
-  the Hugging Face Hub is reachable (SALAD-Bench and Alpaca), else the bundled splits.
+- ``paper``: the paper's text and Table 3 wherever they say something (docs/algorithms.md §12);
+  the public train sets by name when the Hugging Face Hub is reachable (SALAD-Bench and Alpaca),
+  else the bundled splits.
+- ``official``: ``paper`` with the official code's defaults where they differ (:data:`DIFFERENCES`).
 
 **What the ``paper`` RDO profile trains on.** One epoch of steps of 16 pairs. On the
 bundled prompts (192 train prompts per class; the bundled model refuses about a third of
@@ -92,15 +94,19 @@ PROFILES: dict[str, dict[str, dict]] = {
         "dim": dict(n_train=None, n_val=None, n_val_harmless=None, batch_size=32, score_late_layers=True, prune=False,
                     **PAPER_SOURCES),
         # SALAD: ~1,100 pairs -> ~70 steps of 16 (bundled fallback: ~64 pairs -> ~4 steps)
+        # the paper's selection: Arditi's filters over the last 20 saved directions (App. B)
         "rdo": dict(n_train=None, refusal_targets="all", accumulation=16, epochs=1, retain_kl="paper",
+                    selection="last20",
                     harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
-        # official: 8 fresh samples per example, dims 2..3 from random, 64 fixed filter samples
-        "cone": dict(dims=(2, 3), n_train=None, refusal_targets="all", accumulation=16, epochs=1, max_steps=None,
-                     retain_kl="paper", n_samples=8, init="random", filter_samples=64, n_val=None,
+        # Algorithm 2: 16 fresh samples per accumulation step, dims 2..5 from random, 64 fixed filter
+        # samples, the last 20 bases through the filters
+        "cone": dict(dims=(2, 3, 4, 5), n_train=None, refusal_targets="all", accumulation=16, epochs=1,
+                     max_steps=None, retain_kl="paper", n_samples=16, init="random", filter_samples=64, n_val=None,
+                     selection="last20",
                      harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
-        # RepInd-1 ... RepInd-5, 5 random starts each (the paper), official loss settings
+        # RepInd-1 ... RepInd-5, 5 random starts each, Table 3's λ_ret = 1.0
         "repind": dict(k=5, candidates=5, n_train=None, refusal_targets="all", accumulation=16, epochs=2,
-                       retain_kl="paper", weights={"ret": 0.1}, n_val=None,
+                       retain_kl="paper", weights={"ret": 1.0}, n_val=None,
                        harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
         # the paper (docs/algorithms.md §9): 250 steps, nanoGCG defaults (width 512, top-k 256), 512-token answers
         "gcg": dict(steps=250, search_width=512, topk=256, n_prompts=None, eval_batch=128, max_new_tokens=512),
@@ -108,10 +114,40 @@ PROFILES: dict[str, dict[str, dict]] = {
         "eval": dict(n_eval=128, n_capability=128, max_new_tokens=512, n_sweep=128, n_alphas=16,
                      n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
                      bon_temperatures=(0.2, 0.5, 1.0, 1.2), bench_tasks=BENCH_TASKS, bench_limit=None,
-                     retain_lambdas=RETAIN_LAMBDAS, retain_epochs=1, answer_lengths=(64, 128, 256, 512)),
+                     retain_lambdas=RETAIN_LAMBDAS, retain_epochs=1, answer_lengths=(64, 128, 256, 512),
+                     gsm8k_filter="flexible-extract"),
     },
 }
-Profile = Literal["ci", "cpu", "paper"]
+
+# Where the official code's defaults differ from the paper's text: (stage, key, paper, official, source).
+# ``official`` is ``paper`` with these values (docs/algorithms.md §12 lists them; tests check each).
+DIFFERENCES: tuple[tuple[str, str, object, object, str], ...] = (
+    ("rdo", "selection", "last20", "lowest_loss",
+     "paper App. B (Arditi's filters on the last 20 directions) vs run_rdo_pipeline.py (one candidate: lowest loss)"),
+    ("rdo", "retain_kl", "paper", "code",
+     "paper Eq. for L_ret (KL(clean ‖ ablated) averaged over the window) vs rdo.py (reversed, summed)"),
+    ("cone", "selection", "last20", "lowest_loss", "paper App. B vs rdo.py's cone run (lowest-loss basis)"),
+    ("cone", "n_samples", 16, 8, "paper Algorithm 2 / §5 (16 samples per step) vs rdo.py --n_sample default 8"),
+    ("cone", "dims", (2, 3, 4, 5), (2, 3), "paper Figs. 3/17 (cones beyond dimension 3) vs rdo.py "
+                                           "--min/--max_cone_dim defaults 2…3"),
+    ("cone", "retain_kl", "paper", "code", "as for RDO"),
+    ("repind", "weights", {"ret": 1.0}, {"ret": 0.1}, "paper Table 3 (λ_ret 1.0) vs the repind_iterative run (0.1)"),
+    ("repind", "candidates", 5, 1, "paper §6 (5 random starts per direction) vs rdo.py defaults (inits=1)"),
+    ("repind", "retain_kl", "paper", "code", "as for RDO"),
+    ("eval", "gsm8k_filter", "flexible-extract", "strict-match",
+     "paper Table 4 (GSM8K flexible-extract) vs lm-eval's first metric; the official code runs no lm-eval"),
+)
+
+
+def _official() -> dict[str, dict]:
+    out = {stage: dict(settings) for stage, settings in PROFILES["paper"].items()}
+    for stage, key, _, official, _ in DIFFERENCES:
+        out[stage][key] = official
+    return out
+
+
+PROFILES["official"] = _official()
+Profile = Literal["ci", "cpu", "paper", "official"]
 NAMES: tuple[str, ...] = get_args(Profile)
 assert NAMES == tuple(PROFILES), "the Profile literal names every profile of the table"
 
@@ -144,6 +180,7 @@ class EvalSizes:
     retain_lambdas: tuple[float, ...] | None = None  # Fig. 15: one RDO per λ_ret
     retain_epochs: int | None = None  # epochs of each of those runs (None: the profile's)
     answer_lengths: tuple[int, ...] = ()  # the answer-length curve's cuts (new tokens); () skips it
+    gsm8k_filter: str = "strict-match"  # lm-eval's GSM8K answer extraction shown in Table 4 (paper: flexible)
     protocols: tuple[str, ...] = ("heretic",)  # Table 5 also in these protocols' units (eval/protocol.py)
 
     def __post_init__(self):

@@ -1,7 +1,8 @@
 """The paper's datasets from the Hugging Face Hub (docs/algorithms.md §0): need network access.
 
-``load_hub(name, n, split)``: SALAD-Bench (harmful train/val/test: shuffled with seed 42,
-sliced 1,184 / 128 / rest as the authors' splits), Alpaca (harmless, rows without
+``load_hub(name, n, split)``: SALAD-Bench (harmful train/val/test: a seeded random sample of at
+most 256 per source, test-set duplicates removed, shuffled with seed 42, sliced 1,184 / 128 / rest
+as the authors' splits), Alpaca (harmless, rows without
 ``input``, shuffled with seed 42, 80/10/10), JailbreakBench, StrongREJECT, XSTest and
 SORRY-Bench (evaluation sets, ``split="all"``).
 """
@@ -53,13 +54,30 @@ def split_slice(items: list[str], bounds: tuple) -> list[str]:
     return items[lo:hi]
 
 
-def _salad(load_dataset, seed):
+TEST_SETS = ("jailbreakbench", "strongreject")  # the evaluation sets SALAD's train/val must not repeat
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _salad(load_dataset, seed, sample: str = "random", dedupe: bool = True):
+    """SALAD-Bench base_set without Multilingual and ToxicChat, at most 256 per source: a seeded
+    random sample per source (``sample="first"``: the first 256, as before), minus exact (normalised)
+    duplicates of the evaluation sets when ``dedupe`` (the authors' split script), shuffled with ``seed``."""
+    if sample not in ("random", "first"):
+        raise RefusalTLError(f"SALAD sampling must be 'random' or 'first', got {sample!r}.")
     rows = load_dataset("OpenSafetyLab/Salad-Data", "base_set", split="train")
     by_source: dict[str, list[str]] = {}
     for r in rows:
         if r["source"] not in ("Multilingual", "ToxicChat"):
             by_source.setdefault(r["source"], []).append(r["question"])
-    out = [q for qs in by_source.values() for q in qs[:256]]
+    rng = random.Random(seed)
+    pick = (lambda qs: rng.sample(qs, min(256, len(qs)))) if sample == "random" else (lambda qs: qs[:256])
+    out = [q for source in sorted(by_source) for q in pick(by_source[source])]
+    if dedupe:
+        seen = {_norm(p) for name in TEST_SETS for p in _HUB_LOADERS[name](load_dataset, seed)}
+        out = [q for q in out if _norm(q) not in seen]
     random.Random(seed).shuffle(out)
     return out
 

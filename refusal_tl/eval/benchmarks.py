@@ -29,6 +29,15 @@ from refusal_tl.profiles import BENCH_TASKS
 HEADLINE = ("acc,none", "exact_match,strict-match", "acc_norm,none", "exact_match,flexible-extract")
 
 
+
+def headline_order(gsm8k_filter: str = "strict-match") -> tuple[str, ...]:
+    """:data:`HEADLINE` with ``exact_match,{gsm8k_filter}`` first among the exact-match metrics."""
+    if gsm8k_filter not in ("strict-match", "flexible-extract"):
+        raise RefusalTLError(f"gsm8k_filter must be strict-match or flexible-extract, got {gsm8k_filter!r}.")
+    first = f"exact_match,{gsm8k_filter}"
+    return (first, *[m for m in HEADLINE if m != first])
+
+
 BASELINE = "no intervention"
 
 
@@ -56,12 +65,14 @@ class BenchmarkScores:
 
 def lm_eval_scores(model: RefusalModel, conditions: dict[str, list[RefusalDirection]], tasks=BENCH_TASKS,
                    limit: int | None = None, batch_size: int = 8, task_dir: str | Path | None = None,
-                   chat_template: bool = True, lm_eval_tasks: bool = True) -> BenchmarkScores:
+                   chat_template: bool = True, lm_eval_tasks: bool = True,
+                   gsm8k_filter: str = "strict-match") -> BenchmarkScores:
     """Run lm-eval ``tasks`` on ``model`` unchanged and, for each condition, with its directions
     ablated (their span, baked into the weights).
 
     ``task_dir``: a folder of extra task YAMLs; ``lm_eval_tasks=False`` indexes only those
-    (lm-eval's own index takes ~15 s to build)."""
+    (lm-eval's own index takes ~15 s to build). ``gsm8k_filter``: which of lm-eval's GSM8K answer
+    extractions Table 4 shows (``strict-match`` or the paper's ``flexible-extract``)."""
     if not conditions or not all(conditions.values()):
         raise RefusalTLError("lm-eval side effects need a direction to ablate (--direction FILE).")
     for d in (d for ds in conditions.values() for d in ds):
@@ -75,7 +86,7 @@ def lm_eval_scores(model: RefusalModel, conditions: dict[str, list[RefusalDirect
         scores[name] = _run(hf, model.tokenizer, tasks, manager, limit, batch_size, chat_template)
         del hf
     names, base = sorted(scores[BASELINE]), scores[BASELINE]
-    headline = {t: next(m for m in (*HEADLINE, *base[t]) if m in base[t]) for t in names}
+    headline = {t: next(m for m in (*headline_order(gsm8k_filter), *base[t]) if m in base[t]) for t in names}
     return BenchmarkScores(names, scores, {c: [d.metadata() for d in ds] for c, ds in conditions.items()},
                            limit, time.perf_counter() - start, headline)
 

@@ -251,8 +251,9 @@ def evaluate_methods(model: RefusalModel, dirs: dict[str, RefusalDirection], s: 
     if s.bench_tasks:
         try:
             run("benchmarks", lambda: lm_eval_scores(model, {k: [d] for k, d in dirs.items()}, list(s.bench_tasks),
-                                                     s.bench_limit, task_dir=s.bench_tasks_dir).to_dict(),
-                dirs=dirs, tasks=s.bench_tasks, limit=s.bench_limit, folder=s.bench_tasks_dir)
+                                                     s.bench_limit, task_dir=s.bench_tasks_dir,
+                                                     gsm8k_filter=s.gsm8k_filter).to_dict(),
+                dirs=dirs, tasks=s.bench_tasks, limit=s.bench_limit, folder=s.bench_tasks_dir, gsm8k=s.gsm8k_filter)
         except RefusalTLError as e:  # no lm-eval or no Hub: the report says so and keeps the proxy
             out["benchmarks"] = {"unavailable": str(e)}
     return out

@@ -16,11 +16,12 @@ def test_every_profile_has_every_stage_and_builds_valid_configs():
     for name in profiles.NAMES:
         assert set(profiles.PROFILES[name]) >= {"dim", "rdo", "cone", "repind", "eval"}
         rep = RepIndRunConfig.from_profile(name)
-        assert rep.profile == name and rep.repind.weights == {**profiles.RDO_WEIGHTS, "ret": 0.1}  # official
+        ret = 1.0 if name == "paper" else 0.1  # Table 3 in the paper profile, the official run's 0.1 elsewhere
+        assert rep.profile == name and rep.repind.weights == {**profiles.RDO_WEIGHTS, "ret": ret}
         assert rep.repind.loss_weights["ind"] == 200.0 and rep.repind.epochs == (1 if name == "ci" else 2)
         dim, rdo, cone = DimConfig.from_profile(name), RdoRunConfig.from_profile(name), ConeRunConfig.from_profile(name)
         assert dim.profile == rdo.profile == cone.profile == name
-        assert cone.cone.weights == profiles.RDO_WEIGHTS and cone.dims == ((2,) if name == "ci" else (2, 3))
+        assert cone.cone.weights == profiles.RDO_WEIGHTS and cone.dims == {"ci": (2,), "paper": (2, 3, 4, 5)}.get(name, (2, 3))
         assert rdo.rdo.weights == profiles.RDO_WEIGHTS
         assert name in profiles.describe(name)
 
@@ -41,7 +42,7 @@ def test_profile_values_reach_the_configs():
     cpu, paper = ConeRunConfig.from_profile("cpu"), ConeRunConfig.from_profile("paper")
     assert (cpu.init, cpu.cone.n_samples, cpu.cone.accumulation, cpu.max_steps) == ("rdo", 1, 8, 12)
     assert (paper.init, paper.cone.n_samples, paper.filter_samples, paper.harmful_train) == \
-        ("random", 8, 64, "hub:salad:train")
+        ("random", 16, 64, "hub:salad:train")
     assert ConeRunConfig.from_profile("ci", cone=dict(n_samples=3), dims=(4, 2, 3)).cone.n_samples == 3
     assert ConeRunConfig(dims=(3, 2, 3)).dims == (2, 3)
     rep = RepIndRunConfig.from_profile("paper", repind=dict(ind_weight=50.0), k=3)
@@ -117,7 +118,7 @@ def test_the_cli_choices_are_the_configs_literals():
     option = lambda cmd, flag: next(a for a in sub[cmd]._actions if flag in a.option_strings).choices
     assert option("rdo", "--retain-kl") == list(literal_fields(RdoConfig)["retain_kl"])
     assert option("cone", "--init") == list(literal_fields(ConeRunConfig)["init"])
-    assert option("rdo", "--profile") == list(profiles.NAMES) == ["ci", "cpu", "paper"]
+    assert option("rdo", "--profile") == list(profiles.NAMES) == ["ci", "cpu", "paper", "official"]
     assert "bfloat16" in option("dim", "--dtype") and option("eval", "--intervention") == \
         ["none", "ablate", "add", "subtract"]
 
@@ -126,3 +127,29 @@ def test_a_config_naming_another_model_is_a_one_line_error(tiny, tmp_path):
     with pytest.raises(RefusalTLError, match="names model 'bundled' but the model passed in is 'tiny-qwen'"):
         run_dim(DimConfig.from_profile("ci"), tmp_path, tiny)
     assert not (tmp_path / "dim").exists()  # nothing written
+
+
+@pytest.mark.parametrize("difference", profiles.DIFFERENCES, ids=lambda d: f"{d[0]}.{d[1]}")
+def test_paper_and_official_carry_their_stated_values(difference):
+    stage, key, paper, official, source = difference
+    assert profiles.profile("paper", stage)[key] == paper
+    assert profiles.profile("official", stage)[key] == official
+    assert paper != official and source
+    # and the configs built from the profiles carry them
+    built = {"rdo": RdoRunConfig, "cone": ConeRunConfig, "repind": RepIndRunConfig}.get(stage)
+    if built is not None:
+        for name, value in (("paper", paper), ("official", official)):
+            cfg = built.from_profile(name)
+            got = getattr(cfg, key) if hasattr(cfg, key) else getattr(getattr(cfg, stage), key)
+            want = {**profiles.RDO_WEIGHTS, **value} if key == "weights" else value
+            assert got == want, (name, stage, key)
+    else:
+        assert getattr(EvalSizes.of("paper"), key) == paper and getattr(EvalSizes.of("official"), key) == official
+
+
+def test_official_is_paper_except_the_listed_differences():
+    listed = {(s, k) for s, k, *_ in profiles.DIFFERENCES}
+    for stage, settings in profiles.PROFILES["paper"].items():
+        for key, value in settings.items():
+            if (stage, key) not in listed:
+                assert profiles.PROFILES["official"][stage][key] == value

@@ -98,3 +98,24 @@ def test_unreachable_hub_falls_back_to_the_bundled_split(monkeypatch):
     assert source("hub:salad:train", "harmful", "train", 5) == data.bundled("harmful", "train", 5)
     with pytest.raises(RefusalTLError):  # a local file that fails is never silently replaced
         source("my-prompts.jsonl", "harmful", "train", 5)
+
+
+def test_salad_samples_per_source_and_drops_test_duplicates():
+    from refusal_tl.data.hub import _salad
+
+    def load_dataset(name, *args, split=None):
+        if name == "OpenSafetyLab/Salad-Data":
+            return ([{"source": "GPTFuzzer", "question": f"q{i}"} for i in range(300)]
+                    + [{"source": "ToxicChat", "question": "dropped"}]
+                    + [{"source": "Other", "question": "How to  HACK wifi"}])
+        if name == "JailbreakBench/JBB-Behaviors":
+            return {"Goal": ["how to hack wifi"]}
+        return {"prompt": ["q5"]}  # StrongREJECT
+    out = _salad(load_dataset, 42)
+    assert "dropped" not in out and "How to  HACK wifi" not in out and "q5" not in out  # test duplicates gone
+    kept = _salad(load_dataset, 42, dedupe=False)
+    assert len(kept) == 257 and len(out) == 257 - 1 - ("q5" in kept)
+    first = _salad(load_dataset, 42, sample="first", dedupe=False)
+    assert sorted(first) != sorted(_salad(load_dataset, 42, dedupe=False))  # a random sample, not the first 256
+    assert set(first) == {f"q{i}" for i in range(256)} | {"How to  HACK wifi"}
+    assert _salad(load_dataset, 42) == _salad(load_dataset, 42)  # seeded
