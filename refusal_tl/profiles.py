@@ -41,6 +41,10 @@ RDO_WEIGHTS = {"abl": 1.0, "add": 0.2, "ret": 1.0}
 # Fig. 15's retain weights λ_ret: one RDO direction each (notebook 02 and the paper profile's report).
 RETAIN_LAMBDAS = (0.0, 0.1, 0.3, 1.0, 3.0)
 
+# Fig. 14's λ_abl (λ_add = 1 − λ_abl), 0 to 1 in steps of 0.1, and its seeds (mean ± SEM).
+ABL_LAMBDAS = tuple(round(0.1 * i, 1) for i in range(11))
+ABL_SEEDS = (42, 43, 44)
+
 # The paper's capability benchmarks (Table 4), run with lm-eval by `refusal-tl bench`.
 BENCH_TASKS = ("truthfulqa_mc2", "arc_challenge", "mmlu", "gsm8k")
 
@@ -115,6 +119,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                      n_cone_samples=256, n_cone_eval=128, n_cone_alphas=10, n_trace=128,
                      bon_temperatures=(0.2, 0.5, 1.0, 1.2), bench_tasks=BENCH_TASKS, bench_limit=None,
                      retain_lambdas=RETAIN_LAMBDAS, retain_epochs=1, answer_lengths=(64, 128, 256, 512),
+                     abl_lambdas=ABL_LAMBDAS, abl_seeds=ABL_SEEDS,
                      gsm8k_filter="flexible-extract"),
     },
 }
@@ -179,6 +184,8 @@ class EvalSizes:
     bench_tasks_dir: str | None = None  # a folder of extra lm-eval task YAMLs
     retain_lambdas: tuple[float, ...] | None = None  # Fig. 15: one RDO per λ_ret
     retain_epochs: int | None = None  # epochs of each of those runs (None: the profile's)
+    abl_lambdas: tuple[float, ...] | None = None  # Fig. 14: one RDO per λ_abl (λ_add = 1 − λ_abl) and seed
+    abl_seeds: tuple[int, ...] = (42,)  # Fig. 14's seeds (the paper: mean ± SEM over runs)
     answer_lengths: tuple[int, ...] = ()  # the answer-length curve's cuts (new tokens); () skips it
     gsm8k_filter: str = "strict-match"  # lm-eval's GSM8K answer extraction shown in Table 4 (paper: flexible)
     protocols: tuple[str, ...] = ("heretic",)  # Table 5 also in these protocols' units (eval/protocol.py)
@@ -188,7 +195,8 @@ class EvalSizes:
             if not (isinstance(getattr(self, f.name), int) and getattr(self, f.name) > 0):
                 raise RefusalTLError(f"evaluation size {f.name} must be a positive integer, got "
                                      f"{getattr(self, f.name)!r}.")
-        for name in ("bon_temperatures", "bench_tasks", "retain_lambdas", "answer_lengths", "protocols"):
+        for name in ("bon_temperatures", "bench_tasks", "retain_lambdas", "answer_lengths", "protocols", "abl_lambdas",
+                     "abl_seeds"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
 

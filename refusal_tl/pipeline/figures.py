@@ -11,7 +11,7 @@ from refusal_tl.eval.samples import cone_samples
 from refusal_tl.pipeline.suite import halving_share, method_long
 from refusal_tl.plotting.common import answer_length, completions_table, refusal_rates
 from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotonic_sweep
-from refusal_tl.plotting.rdo import addition_sweep, method_comparison, retain_pareto
+from refusal_tl.plotting.rdo import ablation_weight_sweep, addition_sweep, method_comparison, retain_pareto
 from refusal_tl.plotting.repind import cosine_traces, direction_bars, interference_heatmap, topk_ablation
 from refusal_tl.stats import fmt_rate, wilson
 
@@ -60,6 +60,11 @@ def protocol_frame(data: dict) -> pd.DataFrame:
 def length_figure(data: dict) -> go.Figure:
     """The answer-length curve (:func:`refusal_tl.eval.length.length_curve`'s rows, as cached)."""
     return answer_length(pd.DataFrame(data["rows"]))
+
+
+def abl_sweep_figure(data: dict) -> go.Figure:
+    """Fig. 14 from the cached rows of :func:`refusal_tl.rdo.sweep.ablation_weight_sweep`."""
+    return ablation_weight_sweep(pd.DataFrame(data["rows"]))
 
 
 def retain_figure(retain: dict, methods: dict | None = None) -> go.Figure:

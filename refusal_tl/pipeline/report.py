@@ -88,9 +88,11 @@ def methods_section(m: dict, evals: dict) -> Section:
     fig = figs.method_figures(m) | (figs.sweep_figures(evals["sweeps"]) if "sweeps" in evals else {})
     if "lengths" in evals:
         fig["answer_length"] = figs.length_figure(evals["lengths"])
+    if "abl_sweep" in evals:
+        fig["abl_add_sweep_fig14"] = figs.abl_sweep_figure(evals["abl_sweep"])
     if "retain" in evals:
         fig["retain_pareto_fig15"] = figs.retain_figure(evals["retain"], m)
-    return Section("Results on held-out prompts (the paper's Table 5, Fig. 2, Fig. 10, Fig. 15, Fig. 22)",
+    return Section("Results on held-out prompts (the paper's Table 5, Figs. 2, 10, 14, 15, 22)",
                    text=f"{len(m['prompts']['harmful'])} harmful and {len(m['prompts']['harmless'])} harmless "
                         f"held-out prompts, greedy {m['max_new_tokens']} tokens, substring judge. The capability "
                         f"columns are an offline proxy on {m['n_capability']} harmless prompts (CE of the model's "

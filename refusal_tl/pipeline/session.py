@@ -20,6 +20,7 @@ from refusal_tl import plotting, profiles
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.pipeline.cache import Answers
+from refusal_tl.pipeline.compare import compare_figures, load_runs
 from refusal_tl.pipeline.stages import NEEDS, evaluate_stage, run_stage
 from refusal_tl.profiles import EvalSizes
 
@@ -98,6 +99,15 @@ class Session:
             return self.stage(name.lower()).direction
         ind = self.stage("repind")
         return ind.perp.direction if name == "RDO⊥" else ind.repind.directions[int(name.split("-")[1]) - 1]
+
+    def across_runs(self, runs: list[str | Path] | None = None) -> dict[str, go.Figure]:
+        """Figs. 2, 10 and 3/4 across this run and ``runs`` (default: the run directories listed in
+        ``REFUSAL_TL_COMPARE_RUNS``, separated by ``:``), one colour per run; empty without other runs."""
+        listed = os.environ.get("REFUSAL_TL_COMPARE_RUNS", "")
+        others = runs if runs is not None else [p for p in listed.split(":") if p]
+        if not others:
+            return {}
+        return compare_figures(load_runs([self.run_dir, *others]))
 
     def save(self, fig: go.Figure, name: str, png: bool = False) -> go.Figure:
         """Write ``fig`` to ``fig_dir/name.html`` (and ``.png``) and return it, for display."""

@@ -38,7 +38,7 @@ from refusal_tl.geometry import RefusalCone, RefusalDirection
 from refusal_tl.model import RefusalModel
 from refusal_tl.pipeline.cache import Answers, cached, eval_key
 from refusal_tl.profiles import EvalSizes
-from refusal_tl.rdo.sweep import retain_sweep
+from refusal_tl.rdo.sweep import ablation_weight_sweep, retain_sweep
 from refusal_tl.repind.analysis import figure6_traces, interference_matrix, topk_rates
 from refusal_tl.stats import compare, wilson
 from refusal_tl.steer.hooks import Intervention
@@ -217,8 +217,8 @@ def compare_directions(model: RefusalModel, directions: dict[str, RefusalDirecti
 def evaluate_methods(model: RefusalModel, dirs: dict[str, RefusalDirection], s: EvalSizes, run_dir, answers: Answers,
                      rdo_run=None) -> dict:
     """``methods`` (Table 5), ``lengths`` (refusal against answer length), ``sweeps`` (Fig. 22) and, where
-    the sizes ask for them, ``retain`` (Fig. 15, one RDO per λ_ret beside ``rdo_run``) and ``benchmarks``
-    (lm-eval, Table 4)."""
+    the sizes ask for them, ``retain`` (Fig. 15, one RDO per λ_ret beside ``rdo_run``), ``abl_sweep``
+    (Fig. 14, one RDO per λ_abl and seed) and ``benchmarks`` (lm-eval, Table 4)."""
     harmful, harmless = data.bundled("harmful", "test", s.n_eval), data.bundled("harmless", "test", s.n_eval)
     cap = data.bundled("harmless", "test", s.n_capability)
     mnt, out = s.max_new_tokens, {}
@@ -248,6 +248,14 @@ def evaluate_methods(model: RefusalModel, dirs: dict[str, RefusalDirection], s: 
         run("retain", lambda: {"rows": retain_sweep(model, Path(rdo_run.run_dir).parent, cfg, list(s.retain_lambdas),
                                                     harmful, harmless, mnt).to_dict("records")},
             rdo=asdict(cfg), lambdas=s.retain_lambdas, prompts=[harmful, harmless], mnt=mnt)
+    if rdo_run is not None and s.abl_lambdas:  # Fig. 14, trained beside the RDO run in its RUN/rdo-abl{λ}-s{seed}
+        cfg = rdo_run.config
+        if s.retain_epochs:
+            cfg = replace(cfg, rdo=replace(cfg.rdo, epochs=s.retain_epochs))
+        run("abl_sweep", lambda: {"rows": ablation_weight_sweep(
+            model, Path(rdo_run.run_dir).parent, cfg, list(s.abl_lambdas), harmful, s.abl_seeds,
+            mnt).to_dict("records")}, rdo=asdict(cfg), lambdas=s.abl_lambdas, seeds=s.abl_seeds, prompts=harmful,
+            mnt=mnt)
     if s.bench_tasks:
         try:
             run("benchmarks", lambda: lm_eval_scores(model, {k: [d] for k, d in dirs.items()}, list(s.bench_tasks),

@@ -105,3 +105,28 @@ def retain_pareto(table, dim_point: tuple[float, float] | None = None) -> go.Fig
     fig.update_layout(title="Retain weight trade-off (Fig. 15)", xaxis_title="first-token KL on harmless (ablated)",
                       yaxis_title="% harmful refused (ablated)", xaxis_type="log", height=430, width=700)
     return fig
+
+
+def ablation_weight_sweep(table) -> go.Figure:
+    """Paper Fig. 14: λ_abl (λ_add = 1 − λ_abl) → attack success rate under ablation and subtraction,
+    from :func:`refusal_tl.rdo.sweep.ablation_weight_sweep`. With several seeds: mean ± SEM over seeds;
+    with one: the ASR with its 95 % Wilson interval."""
+    fig = go.Figure()
+    for k, (kind, g) in enumerate(table.groupby("intervention", sort=False)):
+        per = g.groupby("lambda_abl")
+        mean = per.asr.mean()
+        if per.seed.nunique().max() > 1:
+            sem = per.asr.std(ddof=1) / per.asr.count() ** 0.5
+            err = dict(type="data", array=100 * sem.values, visible=True)
+            what = "mean ± SEM over seeds"
+        else:
+            err = dict(type="data", symmetric=False, array=100 * (per.hi.mean() - mean).values,
+                       arrayminus=100 * (mean - per.lo.mean()).values)
+            what = "95 % Wilson intervals"
+        fig.add_trace(go.Scatter(x=mean.index, y=100 * mean.values, error_y=err, mode="lines+markers",
+                                 name={"ablate": "ablation", "subtract": "subtraction"}.get(kind, kind),
+                                 line=dict(color=COLORS[k % len(COLORS)])))
+    fig.update_layout(title=f"Loss weights: λ_add = 1 − λ_abl (Fig. 14; {what})",
+                      xaxis_title="λ_abl  (λ_add = 1 − λ_abl)", yaxis_title="attack success rate, % (1 − refusal)",
+                      yaxis_range=[-5, 105], height=430, width=720)
+    return fig

@@ -49,7 +49,7 @@ def results(tiny, tmp_path_factory):
 
 
 SMALL = dict(n_eval=3, n_capability=2, max_new_tokens=4, n_sweep=2, n_alphas=2, n_cone_samples=2, n_cone_eval=2,
-             n_cone_alphas=2, n_trace=2)
+             n_cone_alphas=2, n_trace=2, answer_lengths=(2, 4))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def evals(tiny, results, tmp_path_factory):
     run = tmp_path_factory.mktemp("evalrun")
     stages = {"dim": results["_dim"]} | {k: v for k, v in results.items() if k != "_dim"}
     bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")),
-                 retain_lambdas=[0.0, 1.0], retain_epochs=1)
+                 retain_lambdas=[0.0, 1.0], retain_epochs=1, abl_lambdas=[0.0, 1.0], abl_seeds=(42, 43))
     return evaluate_run(stages, tiny, run, EvalSizes.of("ci", **SMALL, **bench)), run, stages
 
 
@@ -102,8 +102,15 @@ def test_report_renders_in_headless_chromium_without_console_errors(results, eva
 
 def test_evaluations_give_table5_and_the_notebooks_figures(results, evals):
     data, _, _ = evals
-    assert set(data) == {"methods", "sweeps", "retain", "benchmarks", "cone_ablate", "cone_induce", "temperatures",
-                         "cone_sweep", "repind", "gcg"}
+    assert set(data) == {"methods", "methods_heretic", "lengths", "sweeps", "retain", "abl_sweep", "benchmarks",
+                         "cone_ablate", "cone_induce", "temperatures", "cone_sweep", "repind", "gcg"}
+    fig14 = data["abl_sweep"]["rows"]  # one RDO per (λ_abl, seed), ASR under ablation and subtraction
+    assert sorted({(r["lambda_abl"], r["lambda_add"], r["seed"]) for r in fig14}) == [
+        (0.0, 1.0, 42), (0.0, 1.0, 43), (1.0, 0.0, 42), (1.0, 0.0, 43)]
+    assert all(r["lo"] <= r["asr"] <= r["hi"] for r in fig14) and len(fig14) == 8
+    assert [(r["condition"], r["tokens"]) for r in data["lengths"]["rows"]][:2] == [("no intervention", 2),
+                                                                                   ("no intervention", 4)]
+    assert [r["method"] for r in data["methods_heretic"]["rows"]] == ["no intervention", "DIM", "RDO"]
     assert 0 <= data["gcg"]["baseline"] <= 1 and data["gcg"]["prompts"] == PROMPTS[:2]
     assert [r["lambda_ret"] for r in data["retain"]["rows"]] == [0.0, 1.0]  # one trained RDO per λ_ret
     rows = data["methods"]["rows"]
@@ -111,7 +118,7 @@ def test_evaluations_give_table5_and_the_notebooks_figures(results, evals):
     assert all(0 <= r["harmful/ablate"] <= 1 and r["first-token KL"] >= 0 and "capability ΔCE" in r for r in rows[1:])
     sections = stage_sections(_stages(results), data)
     names = {name for s in sections for name in s.figures}
-    for fig in ("fig2", "fig15", "fig22", "fig3", "fig18", "fig5", "fig20", "fig6", "fig7", "fig8", "interference"):
+    for fig in ("fig2", "fig14", "answer_length", "fig15", "fig22", "fig3", "fig18", "fig5", "fig20", "fig6", "fig7", "fig8", "interference"):
         assert any(fig in n for n in names), (fig, names)
     table = next(s for s in sections if "Table 5" in s.title).tables[0]
     assert list(table.method) == ["no intervention", "DIM", "RDO"] and table.shape[1] == 6
@@ -131,11 +138,11 @@ def test_a_second_evaluation_reads_the_cache_and_a_changed_direction_recomputes(
     def boom(*a, **k):
         raise AssertionError("generated although cached")
     for name in ("method_table", "cone_rates", "temperature_curves", "sweeps", "cone_sweep", "repind_rates",
-                 "lm_eval_scores", "retain_sweep"):
+                 "lm_eval_scores", "retain_sweep", "ablation_weight_sweep", "length_curve", "protocol_table"):
         monkeypatch.setattr(mod, name, boom)
     monkeypatch.setattr(mod.Answers, "answers", boom)  # not one completion generated (GCG's baseline included)
     bench = dict(bench_tasks=["tiny_ppl"], bench_tasks_dir=str(write_lm_eval_tasks(run / "tasks")),
-                 retain_lambdas=[0.0, 1.0], retain_epochs=1)
+                 retain_lambdas=[0.0, 1.0], retain_epochs=1, abl_lambdas=[0.0, 1.0], abl_seeds=(42, 43))
     s = EvalSizes.of("ci", **SMALL, **bench)
     assert evaluate_run(stages, tiny, run, s) == data
     monkeypatch.undo()  # lm-eval without its data (here: a task nobody has): the report says why, nothing breaks
