@@ -28,9 +28,11 @@ def two_runs(tmp_path_factory):
                 for k, v in vecs.items()}
         dirs["DIM"].save(run / "dim" / "direction.safetensors")
         answers = Answers(model, 3)
-        cached(run, "methods", {}, lambda: method_table(model, dirs, PROMPTS[:4], PROMPTS[4:8], answers))
+        table = method_table(model, dirs, PROMPTS[:4], PROMPTS[4:8], answers)
+        cached(run, "methods", {}, lambda t=table: t)
         cone = RefusalCone(basis, 2, 3.0, model.name, model.weights_sha)
-        cached(run, "cone_ablate", {}, lambda: cone_rates(model, PROMPTS[:3], {2: cone}, dirs, 3, answers))
+        rates = cone_rates(model, PROMPTS[:3], {2: cone}, dirs, 3, answers)
+        cached(run, "cone_ablate", {}, lambda r=rates: r)
         runs.append(run)
     return runs
 

@@ -21,7 +21,8 @@ def test_every_profile_has_every_stage_and_builds_valid_configs():
         assert rep.repind.loss_weights["ind"] == 200.0 and rep.repind.epochs == (1 if name == "ci" else 2)
         dim, rdo, cone = DimConfig.from_profile(name), RdoRunConfig.from_profile(name), ConeRunConfig.from_profile(name)
         assert dim.profile == rdo.profile == cone.profile == name
-        assert cone.cone.weights == profiles.RDO_WEIGHTS and cone.dims == {"ci": (2,), "paper": (2, 3, 4, 5)}.get(name, (2, 3))
+        assert cone.cone.weights == profiles.RDO_WEIGHTS
+        assert cone.dims == {"ci": (2,), "paper": (2, 3, 4, 5)}.get(name, (2, 3))
         assert rdo.rdo.weights == profiles.RDO_WEIGHTS
         assert name in profiles.describe(name)
 

@@ -118,7 +118,8 @@ def test_evaluations_give_table5_and_the_notebooks_figures(results, evals):
     assert all(0 <= r["harmful/ablate"] <= 1 and r["first-token KL"] >= 0 and "capability ΔCE" in r for r in rows[1:])
     sections = stage_sections(_stages(results), data)
     names = {name for s in sections for name in s.figures}
-    for fig in ("fig2", "fig14", "answer_length", "fig15", "fig22", "fig3", "fig18", "fig5", "fig20", "fig6", "fig7", "fig8", "interference"):
+    for fig in ("fig2", "fig14", "answer_length", "fig15", "fig22", "fig3", "fig18", "fig5", "fig20", "fig6", "fig7",
+                "fig8", "interference"):
         assert any(fig in n for n in names), (fig, names)
     table = next(s for s in sections if "Table 5" in s.title).tables[0]
     assert list(table.method) == ["no intervention", "DIM", "RDO"] and table.shape[1] == 6
