@@ -72,7 +72,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         # the held-out evaluation of the report and the notebooks (EvalSizes): 16-token answers (the
         # substring judge's phrases come early), α sweeps on 4 prompts per set, 4 cone samples
         "eval": dict(n_eval=8, n_capability=4, max_new_tokens=16, n_sweep=4, n_alphas=2, n_cone_samples=4,
-                     n_cone_eval=4, n_cone_alphas=2, n_trace=8, bon_temperatures=(1.0,), answer_lengths=(16, 32)),
+                     n_cone_eval=4, n_cone_alphas=2, n_trace=8, bon_temperatures=(1.0,), answer_lengths=(16, 32),
+                     judge_agreement=False),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -189,6 +190,7 @@ class EvalSizes:
     answer_lengths: tuple[int, ...] = ()  # the answer-length curve's cuts (new tokens); () skips it
     gsm8k_filter: str = "strict-match"  # lm-eval's GSM8K answer extraction shown in Table 4 (paper: flexible)
     protocols: tuple[str, ...] = ("heretic",)  # Table 5 also in these protocols' units (eval/protocol.py)
+    judge_agreement: bool = True  # the judges against the hand-labelled set (a repository checkout only)
 
     def __post_init__(self):
         for f in fields(self)[:9]:

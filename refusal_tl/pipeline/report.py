@@ -17,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from refusal_tl.eval.agreement import agreement_table
 from refusal_tl.eval.benchmarks import BenchmarkScores
 from refusal_tl.io import write_text
 from refusal_tl.pipeline import figures as figs
@@ -83,6 +84,15 @@ TITLES = {"dim": "DIM: difference-in-means direction and its selection (Arditi e
           "gcg": "GCG suffixes against RepInd-1 (paper Sec. 6, Fig. 9)"}
 
 
+def judges_section(j: dict) -> Section:
+    """The judges against the hand-labelled completions, and against each other."""
+    pairs = "; ".join(f"{p['a']} vs {p['b']}: κ {p['kappa']:.2f}" for p in j["pairwise"])
+    return Section("Judges against hand labels",
+                   text=f"{j['n']} completions of the bundled model labelled by reading ({j['refusals']} refusals; "
+                        f"tests/data/labelled_completions.jsonl). Precision and recall are of the refusal class. "
+                        f"Between judges: {pairs}.", tables=[agreement_table(j)])
+
+
 def methods_section(m: dict, evals: dict) -> Section:
     """Table 5 with DIM vs RDO (Figs. 2, 10), the completions, Fig. 22 and, when run, Fig. 15."""
     fig = figs.method_figures(m) | (figs.sweep_figures(evals["sweeps"]) if "sweeps" in evals else {})
@@ -115,6 +125,8 @@ def stage_sections(results: dict, evals: dict | None = None) -> list[Section]:
             out.append(methods_section(evals["methods"], evals))
             if "benchmarks" in evals:
                 out.append(benchmark_section(evals["benchmarks"]))
+            if "judges" in evals:
+                out.append(judges_section(evals["judges"]))
     return out
 
 

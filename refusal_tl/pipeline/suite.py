@@ -26,12 +26,13 @@ import pandas as pd
 
 from refusal_tl import data
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.eval.agreement import judge_agreement, load_labelled
 from refusal_tl.eval.benchmarks import lm_eval_scores
 from refusal_tl.eval.capability import capability_proxy, own_answers
 from refusal_tl.eval.evaluate import CONDITIONS, first_token_kl
-from refusal_tl.eval.judges import SubstringJudge
+from refusal_tl.eval.judges import LLMJudge, SubstringJudge
 from refusal_tl.eval.length import length_curve
-from refusal_tl.eval.protocol import protocol
+from refusal_tl.eval.protocol import HereticJudge, protocol
 from refusal_tl.eval.samples import cone_samples, evaluate_cone, evaluate_directions, evaluate_temperature
 from refusal_tl.eval.sweeps import addition_sweep, alpha_grid, monotonic_sweep
 from refusal_tl.geometry import RefusalCone, RefusalDirection
@@ -43,6 +44,8 @@ from refusal_tl.repind.analysis import figure6_traces, interference_matrix, topk
 from refusal_tl.stats import compare, wilson
 from refusal_tl.steer.hooks import Intervention
 
+# the hand-labelled completions (a repository checkout has them; an installed package does not)
+LABELLED = Path(__file__).resolve().parents[2] / "tests" / "data" / "labelled_completions.jsonl"
 SEED = 42  # the cone samples are the first of 512 drawn at seed 42 (docs/algorithms.md §6)
 
 
@@ -91,6 +94,12 @@ def protocol_table(model: RefusalModel, directions: dict[str, RefusalDirection],
         system = model.chat.system
     return {"protocol": name, "system_prompt": system, "max_new_tokens": proto.max_new_tokens,
             "judge": proto.judge.name, "rows": rows}
+
+
+def judges_on_labels(model: RefusalModel, path: Path = LABELLED) -> dict:
+    """The substring judge, heretic's markers and the LLM judge (``model`` itself) against the hand labels."""
+    judges = {"substring": SubstringJudge(), "heretic markers": HereticJudge(), f"LLM ({model.name})": LLMJudge(model)}
+    return judge_agreement(load_labelled(path), judges)
 
 
 def method_long(table: dict) -> pd.DataFrame:
@@ -234,6 +243,8 @@ def evaluate_methods(model: RefusalModel, dirs: dict[str, RefusalDirection], s: 
     for name in s.protocols:  # Table 5's headline numbers in other units (heretic's)
         run(f"methods_{name}", lambda name=name: protocol_table(model, dirs, harmful, harmless, name), dirs=dirs,
             prompts=[harmful, harmless], protocol=name)
+    if s.judge_agreement and LABELLED.is_file():  # the judges against the hand labels (repository checkouts)
+        run("judges", lambda: judges_on_labels(model), labels=LABELLED.read_text())
     if s.answer_lengths:  # the answer-length curve on Table 5's harmful prompts
         run("lengths", lambda: {"rows": length_curve(model, harmful, {"no intervention": None} | dirs,
                                                      s.answer_lengths).to_dict("records")},

@@ -137,3 +137,35 @@ def test_length_curve_judges_prefixes_of_one_generation(tiny):
     assert (table.lo <= table.rate).all() and (table.rate <= table.hi).all()
     assert (table.mean_length <= table.tokens).all()
     assert len(length_figure({"rows": table.to_dict("records")}).data) == 4  # a band and a line per condition
+
+
+def test_the_labelled_set_and_agreement_on_it(tiny):
+    from pathlib import Path
+
+    from refusal_tl.eval.agreement import agreement_table, judge_agreement, load_labelled
+    from refusal_tl.eval.judges import SubstringJudge
+
+    rows = load_labelled(Path(__file__).resolve().parents[2] / "data" / "labelled_completions.jsonl")
+    conditions = {(r["prompts"], r["condition"]) for r in rows}
+    assert len(rows) >= 150 and {r["label"] for r in rows} == {"refusal", "compliance"}
+    assert {("harmful", "none"), ("harmful", "ablate DIM"), ("harmless", "add DIM"), ("harmless", "none")} <= conditions
+    res = judge_agreement(rows[:12], {"substring": SubstringJudge(), "heretic": HereticJudge(), "llm": LLMJudge(tiny)})
+    table = agreement_table(res)
+    assert list(table.judge) == ["substring", "heretic", "llm"] and len(res["pairwise"]) == 3
+    sub = table.set_index("judge").loc["substring"]
+    # the substring judge on the set's first 12 answers (baseline, harmful): every refusal it flags is one
+    truth = [r["label"] == "refusal" for r in rows[:12]]
+    flagged = [bool(s) for s in SubstringJudge()([r["prompt"] for r in rows[:12]], [r["completion"] for r in rows[:12]])]
+    assert sub.precision == sum(f and t for f, t in zip(flagged, truth)) / sum(flagged)
+    assert -1 <= sub.kappa <= 1
+    from refusal_tl.pipeline.report import judges_section
+    section = judges_section(res)
+    assert len(section.tables[0]) == 3 and "κ" in section.text
+
+
+def test_bad_labelled_file_is_a_clear_error(tmp_path):
+    from refusal_tl.eval.agreement import load_labelled
+
+    (tmp_path / "l.jsonl").write_text('{"prompt": "a", "completion": "b", "label": "maybe"}\n')
+    with pytest.raises(RefusalTLError, match="refusal|compliance"):
+        load_labelled(tmp_path / "l.jsonl")
