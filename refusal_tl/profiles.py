@@ -73,7 +73,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # substring judge's phrases come early), α sweeps on 4 prompts per set, 4 cone samples
         "eval": dict(n_eval=8, n_capability=4, max_new_tokens=16, n_sweep=4, n_alphas=2, n_cone_samples=4,
                      n_cone_eval=4, n_cone_alphas=2, n_trace=8, bon_temperatures=(1.0,), answer_lengths=(16, 32),
-                     judge_agreement=False),
+                     judge_agreement=False, asr_sets=()),
     },
     "cpu": {
         "dim": dict(n_train=128, n_val=48, n_val_harmless=32, batch_size=16, score_late_layers=False, prune=True),
@@ -191,6 +191,7 @@ class EvalSizes:
     gsm8k_filter: str = "strict-match"  # lm-eval's GSM8K answer extraction shown in Table 4 (paper: flexible)
     protocols: tuple[str, ...] = ("heretic",)  # Table 5 also in these protocols' units (eval/protocol.py)
     judge_agreement: bool = True  # the judges against the hand-labelled set (a repository checkout only)
+    asr_sets: tuple[str, ...] = ("strongreject", "sorrybench", "jailbreakbench")  # Figs. 11–13 (offline: bundled)
 
     def __post_init__(self):
         for f in fields(self)[:9]:
@@ -198,7 +199,7 @@ class EvalSizes:
                 raise RefusalTLError(f"evaluation size {f.name} must be a positive integer, got "
                                      f"{getattr(self, f.name)!r}.")
         for name in ("bon_temperatures", "bench_tasks", "retain_lambdas", "answer_lengths", "protocols", "abl_lambdas",
-                     "abl_seeds"):
+                     "abl_seeds", "asr_sets"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
 

@@ -9,7 +9,10 @@ SORRY-Bench (evaluation sets, ``split="all"``).
 
 from __future__ import annotations
 
+import os
 import random
+import socket
+from functools import cache
 
 from datasets import load_dataset
 
@@ -23,6 +26,19 @@ HUB_DATASETS = {
     "xstest": "walledai/XSTest (250 safe prompts)",
     "sorrybench": "sorry-bench/sorry-bench-202503 (base style, first turn)",
 }
+
+
+@cache
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether huggingface.co answers (once per process; ``HF_HUB_OFFLINE=1`` says no without
+    asking), so offline runs skip the Hub at once instead of retrying each dataset for half a minute."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 SPLITS = {"salad": {"train": (0, 1184), "val": (1184, 1312), "test": (1312, None)},

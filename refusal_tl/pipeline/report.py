@@ -22,6 +22,7 @@ from refusal_tl.eval.benchmarks import BenchmarkScores
 from refusal_tl.io import write_text
 from refusal_tl.pipeline import figures as figs
 from refusal_tl.pipeline.suite import method_comparisons
+from refusal_tl.plotting.rdo import asr_panels
 
 
 @dataclass
@@ -98,11 +99,13 @@ def methods_section(m: dict, evals: dict) -> Section:
     fig = figs.method_figures(m) | (figs.sweep_figures(evals["sweeps"]) if "sweeps" in evals else {})
     if "lengths" in evals:
         fig["answer_length"] = figs.length_figure(evals["lengths"])
+    if "asr_sets" in evals:
+        fig["asr_fig11_13"] = asr_panels(evals["asr_sets"]["panels"])
     if "abl_sweep" in evals:
         fig["abl_add_sweep_fig14"] = figs.abl_sweep_figure(evals["abl_sweep"])
     if "retain" in evals:
         fig["retain_pareto_fig15"] = figs.retain_figure(evals["retain"], m)
-    return Section("Results on held-out prompts (the paper's Table 5, Figs. 2, 10, 14, 15, 22)",
+    return Section("Results on held-out prompts (the paper's Table 5, Figs. 2, 10, 11–13, 14, 15, 22)",
                    text=f"{len(m['prompts']['harmful'])} harmful and {len(m['prompts']['harmless'])} harmless "
                         f"held-out prompts, greedy {m['max_new_tokens']} tokens, substring judge. The capability "
                         f"columns are an offline proxy on {m['n_capability']} harmless prompts (CE of the model's "

@@ -96,6 +96,39 @@ def protocol_table(model: RefusalModel, directions: dict[str, RefusalDirection],
             "judge": proto.judge.name, "rows": rows}
 
 
+# Figs. 11–13: attack success under ablation on the paper's three evaluation sets
+ASR_SETS = {"strongreject": "StrongREJECT (Fig. 11)", "sorrybench": "SORRY-Bench (Fig. 12)",
+            "jailbreakbench": "JailbreakBench (Fig. 13)"}
+
+
+def asr_sets(model: RefusalModel, directions: dict[str, RefusalDirection], names: tuple[str, ...], n: int,
+             answers: Answers) -> dict:
+    """Figs. 11–13: attack success rate (1 − refusal rate) with no intervention and under ablation of each
+    direction, with Wilson intervals, on StrongREJECT, SORRY-Bench and JailbreakBench where the Hub is
+    reachable. Offline each falls back to the bundled harmful test prompts, labelled as such (sets that
+    fell back share one panel: the same prompts)."""
+    panels: dict[str, dict] = {}
+    for name in names:
+        prompts = None
+        if data.hub_reachable():
+            try:
+                prompts, title = data.load_hub(name, n), ASR_SETS[name]
+            except RefusalTLError:
+                prompts = None
+        if prompts is None:
+            prompts, title = data.bundled("harmful", "test", n), "bundled harmful test (offline stand-in)"
+        panel = panels.setdefault(title, {"title": title, "stands_in_for": [], "n": len(prompts), "rows": []})
+        panel["stands_in_for"].append(ASR_SETS[name])
+        if panel["rows"]:
+            continue
+        for method, d in [("no intervention", None), *directions.items()]:
+            _, scores = answers.answers(prompts, d, "ablate" if d is not None else "none")
+            k, size = round(sum(scores)), len(scores)
+            lo, hi = wilson(k, size)
+            panel["rows"].append(dict(method=method, asr=1 - k / size, lo=1 - hi, hi=1 - lo, n=size))
+    return {"panels": list(panels.values())}
+
+
 def judges_on_labels(model: RefusalModel, path: Path = LABELLED) -> dict:
     """The substring judge, heretic's markers and the LLM judge (``model`` itself) against the hand labels."""
     judges = {"substring": SubstringJudge(), "heretic markers": HereticJudge(), f"LLM ({model.name})": LLMJudge(model)}
@@ -243,6 +276,9 @@ def evaluate_methods(model: RefusalModel, dirs: dict[str, RefusalDirection], s: 
     for name in s.protocols:  # Table 5's headline numbers in other units (heretic's)
         run(f"methods_{name}", lambda name=name: protocol_table(model, dirs, harmful, harmless, name), dirs=dirs,
             prompts=[harmful, harmless], protocol=name)
+    if s.asr_sets:  # Figs. 11–13 (offline: the bundled harmful test prompts, whose answers are reused)
+        run("asr_sets", lambda: asr_sets(model, dirs, s.asr_sets, s.n_eval, answers), dirs=dirs, sets=s.asr_sets,
+            n=s.n_eval, mnt=mnt, online=data.hub_reachable())
     if s.judge_agreement and LABELLED.is_file():  # the judges against the hand labels (repository checkouts)
         run("judges", lambda: judges_on_labels(model), labels=LABELLED.read_text())
     if s.answer_lengths:  # the answer-length curve on Table 5's harmful prompts

@@ -130,3 +130,24 @@ def ablation_weight_sweep(table) -> go.Figure:
                       xaxis_title="λ_abl  (λ_add = 1 − λ_abl)", yaxis_title="attack success rate, % (1 − refusal)",
                       yaxis_range=[-5, 105], height=430, width=720)
     return fig
+
+
+def asr_panels(panels: list[dict]) -> go.Figure:
+    """Paper Figs. 11–13: attack success rate per method (no intervention included) on each evaluation set,
+    one panel per set, 95 % Wilson intervals as error bars (from :func:`refusal_tl.pipeline.suite.asr_sets`)."""
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[
+        p["title"] + ("" if p["title"] in p["stands_in_for"] else f"<br><sub>for {', '.join(p['stands_in_for'])}</sub>")
+        for p in panels])
+    for col, p in enumerate(panels, start=1):
+        ys = [100 * r["asr"] for r in p["rows"]]
+        fig.add_trace(go.Bar(x=[r["method"] for r in p["rows"]], y=ys, showlegend=False,
+                             marker_color=[COLORS[i % len(COLORS)] for i in range(len(ys))],
+                             error_y=dict(type="data", symmetric=False, color="#444",
+                                          array=[100 * r["hi"] - y for r, y in zip(p["rows"], ys)],
+                                          arrayminus=[y - 100 * r["lo"] for r, y in zip(p["rows"], ys)])),
+                      row=1, col=col)
+        fig.update_yaxes(range=[0, 105], row=1, col=col)
+    fig.update_yaxes(title_text="attack success rate, % (1 − refusal; ablated)", row=1, col=1)
+    fig.update_layout(title="Attack success under ablation (Figs. 11–13; bars: 95 % Wilson intervals)", height=460,
+                      width=max(520, 420 * len(panels)))
+    return fig

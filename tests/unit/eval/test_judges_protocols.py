@@ -169,3 +169,24 @@ def test_bad_labelled_file_is_a_clear_error(tmp_path):
     (tmp_path / "l.jsonl").write_text('{"prompt": "a", "completion": "b", "label": "maybe"}\n')
     with pytest.raises(RefusalTLError, match="refusal|compliance"):
         load_labelled(tmp_path / "l.jsonl")
+
+
+def test_asr_sets_online_and_offline(tiny, monkeypatch):
+    from refusal_tl import data
+    from refusal_tl.pipeline.cache import Answers
+    from refusal_tl.pipeline.suite import asr_sets
+    from refusal_tl.plotting.rdo import asr_panels
+
+    d = RefusalDirection(3 * torch.randn(tiny.d_model), layer=2, pos=-1, model=tiny.name, weights_sha="t")
+    names = ("strongreject", "sorrybench", "jailbreakbench")
+    monkeypatch.setattr(data, "hub_reachable", lambda: False)
+    offline = asr_sets(tiny, {"DIM": d}, names, 3, Answers(tiny, 3))["panels"]
+    assert len(offline) == 1 and offline[0]["title"].startswith("bundled harmful test (offline")  # one shared panel
+    assert len(offline[0]["stands_in_for"]) == 3 and [r["method"] for r in offline[0]["rows"]] == ["no intervention",
+                                                                                                   "DIM"]
+    monkeypatch.setattr(data, "hub_reachable", lambda: True)
+    monkeypatch.setattr(data, "load_hub", lambda name, n: PROMPTS[:n] if name != "sorrybench" else PROMPTS[3:3 + n])
+    online = asr_sets(tiny, {"DIM": d}, names, 3, Answers(tiny, 3))["panels"]
+    assert [p["title"] for p in online] == ["StrongREJECT (Fig. 11)", "SORRY-Bench (Fig. 12)", "JailbreakBench (Fig. 13)"]
+    assert all(r["lo"] <= r["asr"] <= r["hi"] for p in online for r in p["rows"])
+    assert len(asr_panels(online).data) == 3
