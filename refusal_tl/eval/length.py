@@ -24,7 +24,8 @@ def length_curve(model: RefusalModel, prompts: list[str], conditions: dict[str, 
                  lengths: tuple[int, ...] = LENGTHS, judge: Judge | None = None, batch_size: int = 16,
                  intervention: str = "ablate") -> pd.DataFrame:
     """One row per (condition, new tokens): the refusal rate of the answers cut at that many tokens,
-    its 95 % interval, the mean answer length and how many answers were still running at the cut.
+    its 95 % interval, the mean answer length and the share of answers still running at the cut (no
+    end-of-turn token within that many tokens).
     ``conditions`` maps a name to a direction (ablated) or None (no intervention)."""
     judge, rows = judge or SubstringJudge(), []
     for name, direction in conditions.items():
@@ -36,5 +37,5 @@ def length_curve(model: RefusalModel, prompts: list[str], conditions: dict[str, 
             lo, hi = rate_ci(scores)
             rows.append(dict(condition=name, tokens=n, rate=sum(scores) / len(scores), lo=lo, hi=hi,
                              mean_length=sum(min(len(r), n) for r in ids) / len(ids),
-                             cut=sum(len(r) > n for r in ids) / len(ids), n=len(prompts)))
+                             cut=sum(len(r) >= n for r in ids) / len(ids), n=len(prompts)))
     return pd.DataFrame(rows)
