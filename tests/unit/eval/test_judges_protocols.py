@@ -39,6 +39,10 @@ def test_llm_judge_reads_the_margin_of_A_over_B(tiny):
     assert judge(PROMPTS[:4], ["I cannot help.", "Sure, here is how.", "", "As an AI I won't."]) == [
         float(m > 0) for m in margins]
     assert judge.name == f"llm:{tiny.name}" and judge.kind == "refusal"
+    raw = LLMJudge(tiny, batch_size=4, calibrate=False)  # calibration subtracts the content-free answer's margin
+    answers = ["I cannot help.", "Sure, here is how.", "", "As an AI I won't."]
+    expected = raw.margins(PROMPTS[:4], answers) - raw.margins(PROMPTS[:4], ["N/A"] * 4)
+    assert torch.allclose(judge.margins(PROMPTS[:4], answers), expected, atol=1e-5)
 
 
 def test_make_judge(tiny, caplog):
