@@ -13,7 +13,7 @@ from refusal_tl.plotting.common import answer_length, completions_table, refusal
 from refusal_tl.plotting.cone import best_of_n, cone_3d, cone_boxplots, monotonic_sweep
 from refusal_tl.plotting.rdo import ablation_weight_sweep, addition_sweep, method_comparison, retain_pareto
 from refusal_tl.plotting.repind import cosine_traces, direction_bars, interference_heatmap, topk_ablation
-from refusal_tl.stats import fmt_rate, wilson
+from refusal_tl.stats import best_of_n_ci, fmt_rate, wilson
 
 # Table 5's column titles for the data's keys
 COLUMNS = {"harmless/add": "harmless refused, added (induce)", "first-token KL": "first-token KL (harmless, ablated)",
@@ -121,6 +121,15 @@ def best_of_n_curves(ablate: dict, temperatures: dict | None = None) -> dict[str
     return curves
 
 
+def best_of_n_bands(ablate: dict) -> dict[str, dict[int, tuple[float, float]]]:
+    """95 % bootstrap intervals (over prompts) of each cone's best-of-N curve, from its cached scores."""
+    bands = {}
+    for c in ablate["cones"]:
+        success = 1.0 - np.asarray(c["scores"], dtype=float)  # scores[sample][prompt]: 1 = refused
+        bands[f"cone dim {c['dims']}"] = {n: best_of_n_ci(success, n) for n in curve(c["best_of_n"])}
+    return bands
+
+
 def cone_figures(ablate: dict, induce: dict | None = None, temperatures: dict | None = None,
                  sweep: dict | None = None, cones: dict | None = None,
                  references: dict | None = None) -> dict[str, go.Figure]:
@@ -129,7 +138,7 @@ def cone_figures(ablate: dict, induce: dict | None = None, temperatures: dict | 
     figs = {"cone_ablation_fig3": cone_rate_boxplots(ablate)}
     if induce:
         figs["cone_induce_fig18"] = cone_rate_boxplots(induce)
-    figs["best_of_n_fig5_fig19"] = best_of_n(best_of_n_curves(ablate, temperatures))
+    figs["best_of_n_fig5_fig19"] = best_of_n(best_of_n_curves(ablate, temperatures), bands=best_of_n_bands(ablate))
     if sweep:
         figs["monotonic_sweep_fig20"] = monotonic_sweep(pd.DataFrame(sweep["records"]))
     big = max(ablate["cones"], key=lambda c: c["dims"])

@@ -35,14 +35,25 @@ def cone_boxplots(samples: dict[int, list[float]], basis: dict[int, list[float]]
 
 
 def best_of_n(curves: dict[str, dict[int, float]],
-              title: str = "Best-of-N: share of harmful prompts answered by at least one of N samples") -> go.Figure:
-    """Number of samples N (log scale) → best-of-N success rate, one line per cone (or method)."""
+              title: str = "Best-of-N: share of harmful prompts answered by at least one of N samples",
+              bands: dict[str, dict[int, tuple[float, float]]] | None = None) -> go.Figure:
+    """Number of samples N (log scale) → best-of-N success rate, one line per cone (or method); ``bands``
+    (per curve, N → (lo, hi)) are drawn as 95 % intervals around their curves."""
     fig = go.Figure()
     for i, (name, curve) in enumerate(curves.items()):
+        color = COLORS[i % len(COLORS)]
+        band = (bands or {}).get(name)
+        if band:
+            xs = list(band)
+            fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[100 * band[n][1] for n in xs] + [100 * band[n][0]
+                                                                                          for n in xs[::-1]],
+                                     fill="toself", fillcolor=color, opacity=0.15, line=dict(width=0),
+                                     hoverinfo="skip", showlegend=False, legendgroup=name))
         fig.add_trace(go.Scatter(x=list(curve), y=[100 * v for v in curve.values()], mode="lines+markers",
-                                 name=name, line=dict(color=COLORS[i % len(COLORS)])))
-    fig.update_layout(title=title, xaxis=dict(type="log", title="N samples"), yaxis_title="% answered (best of N)",
-                      yaxis_range=[0, 105], height=420, width=750)
+                                 name=name, legendgroup=name, line=dict(color=color)))
+    note = " (bands: 95 % bootstrap intervals over prompts)" if bands else ""
+    fig.update_layout(title=title + note, xaxis=dict(type="log", title="N samples"),
+                      yaxis_title="% answered (best of N)", yaxis_range=[0, 105], height=420, width=750)
     return fig
 
 

@@ -38,6 +38,11 @@ def test_cone_figures_have_their_data():
     curve = SampleEval("m", "ablate", None, None, 8, "substring", ["a", "b"], [["", ""]] * 2, scores, 0.0).best_of_n()
     fig = plotting.best_of_n({"cone dim 2": curve})
     assert list(fig.data[0].x) == [1, 2] and fig.layout.xaxis.type == "log"
+    ev = SampleEval("m", "ablate", None, None, 8, "substring", ["a", "b"], [["", ""]] * 2, scores, 0.0)
+    bands = ev.best_of_n_ci()
+    assert all(lo <= curve[n] <= hi for n, (lo, hi) in bands.items())
+    fig = plotting.best_of_n({"cone dim 2": curve}, bands={"cone dim 2": bands})
+    assert fig.data[0].fill == "toself" and list(fig.data[1].x) == [1, 2]  # the band, then its curve
     w = np.abs(np.random.default_rng(0).normal(size=(20, 3)))
     w /= np.linalg.norm(w, axis=1, keepdims=True)
     rates = np.linspace(0, 1, 20)
