@@ -157,9 +157,10 @@ def test_the_labelled_set_and_agreement_on_it(tiny):
     table = agreement_table(res)
     assert list(table.judge) == ["substring", "heretic", "llm"] and len(res["pairwise"]) == 3
     sub = table.set_index("judge").loc["substring"]
-    # the substring judge on the set's first 12 answers (baseline, harmful): every refusal it flags is one
-    truth = [r["label"] == "refusal" for r in rows[:12]]
-    flagged = [bool(s) for s in SubstringJudge()([r["prompt"] for r in rows[:12]], [r["completion"] for r in rows[:12]])]
+    # the substring judge's precision on the set's first 12 answers, counted by hand here
+    first = rows[:12]
+    truth = [r["label"] == "refusal" for r in first]
+    flagged = [bool(s) for s in SubstringJudge()([r["prompt"] for r in first], [r["completion"] for r in first])]
     assert sub.precision == sum(f and t for f, t in zip(flagged, truth)) / sum(flagged)
     assert -1 <= sub.kappa <= 1
     from refusal_tl.pipeline.report import judges_section
@@ -191,6 +192,7 @@ def test_asr_sets_online_and_offline(tiny, monkeypatch):
     monkeypatch.setattr(data, "hub_reachable", lambda: True)
     monkeypatch.setattr(data, "load_hub", lambda name, n: PROMPTS[:n] if name != "sorrybench" else PROMPTS[3:3 + n])
     online = asr_sets(tiny, {"DIM": d}, names, 3, Answers(tiny, 3))["panels"]
-    assert [p["title"] for p in online] == ["StrongREJECT (Fig. 11)", "SORRY-Bench (Fig. 12)", "JailbreakBench (Fig. 13)"]
+    assert [p["title"] for p in online] == ["StrongREJECT (Fig. 11)", "SORRY-Bench (Fig. 12)",
+                                            "JailbreakBench (Fig. 13)"]
     assert all(r["lo"] <= r["asr"] <= r["hi"] for p in online for r in p["rows"])
     assert len(asr_panels(online).data) == 3
