@@ -37,7 +37,7 @@ def test_reproduce_reuses_dim_and_rdo_evaluates_and_logs_timings(qwen, dim_run, 
     assert dim_row["harmful/ablate"] <= rows[0]["harmful/none"] and dim_row["first-token KL"] < 1.0
     page = (run_dir / "report.html").read_text()
     assert "Table 5" in page and "capability proxy" in page
-    n_eval_figs = 5  # DIM's rates, DIM vs RDO, two completion tables, Fig. 22
+    n_eval_figs = 6  # DIM's rates, DIM vs RDO, two completion tables, the answer-length curve, Fig. 22
     assert page.count('class="figure"') == len(dim_run.figures()) + len(rdo_run.figures()) + n_eval_figs
     assert (run_dir / "eval" / "methods.json").is_file()
 
