@@ -45,15 +45,19 @@ SPLITS = {"salad": {"train": (0, 1184), "val": (1184, 1312), "test": (1312, None
           "alpaca": {"train": (0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}}
 
 
-def load_hub(name: str, n: int | None = None, seed: int = 42, split: str = "all") -> list[str]:
-    """One of the paper's datasets from the Hugging Face Hub (first ``n`` of ``split``)."""
+def load_hub(name: str, n: int | None = None, seed: int = 42, split: str = "all", **options) -> list[str]:
+    """One of the paper's datasets from the Hugging Face Hub (first ``n`` of ``split``). ``options`` go to
+    the SALAD loader only: ``sample="first"`` (the first 256 per source instead of a seeded random
+    sample) and ``dedupe=False`` (keep duplicates of the evaluation sets)."""
     if name not in HUB_DATASETS:
         raise RefusalTLError(f"unknown dataset {name!r}: choose one of {', '.join(HUB_DATASETS)}.")
+    if options and name != "salad":
+        raise RefusalTLError(f"loader options {sorted(options)} apply to 'salad' only, not {name!r}.")
     if split != "all" and split not in SPLITS.get(name, {}):
         raise RefusalTLError(f"dataset {name!r} has no split {split!r}: use "
                              f"{', '.join([*SPLITS.get(name, {}), 'all'])}.")
     try:
-        prompts = _HUB_LOADERS[name](load_dataset, seed)
+        prompts = _HUB_LOADERS[name](load_dataset, seed, **options)
     except RefusalTLError:
         raise
     except Exception as err:

@@ -119,3 +119,5 @@ def test_salad_samples_per_source_and_drops_test_duplicates():
     assert sorted(first) != sorted(_salad(load_dataset, 42, dedupe=False))  # a random sample, not the first 256
     assert set(first) == {f"q{i}" for i in range(256)} | {"How to  HACK wifi"}
     assert _salad(load_dataset, 42) == _salad(load_dataset, 42)  # seeded
+    with pytest.raises(RefusalTLError, match="apply to 'salad' only"):
+        data.load_hub("alpaca", sample="first")
