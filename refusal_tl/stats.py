@@ -33,6 +33,12 @@ def wilson(k: int | float, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def count_ci(scores: Scores) -> tuple[int, int, float, float]:
+    """k refusals out of n 0/1 judgements, with the Wilson interval of k/n: ``(k, n, lo, hi)``."""
+    k, n = round(float(sum(scores))), len(scores)
+    return (k, n, *wilson(k, n))
+
+
 def rate_ci(scores: Scores) -> tuple[float, float]:
     """Wilson interval of the mean of 0/1 scores; a bootstrap of the mean for continuous scores
     (StrongREJECT's ASR in [0, 1])."""

@@ -49,7 +49,7 @@ def table5(data: dict) -> pd.DataFrame:
 
 
 def protocol_frame(data: dict) -> pd.DataFrame:
-    """:func:`refusal_tl.pipeline.suite.protocol_table` as a table: refusals out of N (rate, interval), KL."""
+    """:func:`refusal_tl.pipeline.trust.protocol_table` as a table: refusals out of N (rate, interval), KL."""
     head = f"refusals, {data['protocol']} protocol ({data['max_new_tokens']} tokens, {data['judge']})"
     kl = "first-token KL (harmless, ablated)"
     count = lambda r: f"{r['refusals']}/{r['n']} ({fmt_rate(r['rate'], (r['lo'], r['hi']))})"

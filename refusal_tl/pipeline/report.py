@@ -21,7 +21,7 @@ from refusal_tl.eval.agreement import agreement_table
 from refusal_tl.eval.benchmarks import BenchmarkScores
 from refusal_tl.io import write_text
 from refusal_tl.pipeline import figures as figs
-from refusal_tl.pipeline.suite import method_comparisons
+from refusal_tl.pipeline.trust import method_comparisons
 from refusal_tl.plotting.rdo import asr_panels
 
 

@@ -26,26 +26,22 @@ import pandas as pd
 
 from refusal_tl import data
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.eval.agreement import judge_agreement, load_labelled
 from refusal_tl.eval.benchmarks import lm_eval_scores
 from refusal_tl.eval.capability import capability_proxy, own_answers
 from refusal_tl.eval.evaluate import CONDITIONS, first_token_kl
-from refusal_tl.eval.judges import LLMJudge, SubstringJudge
 from refusal_tl.eval.length import length_curve
-from refusal_tl.eval.protocol import HereticJudge, protocol
 from refusal_tl.eval.samples import cone_samples, evaluate_cone, evaluate_directions, evaluate_temperature
 from refusal_tl.eval.sweeps import addition_sweep, alpha_grid, monotonic_sweep
 from refusal_tl.geometry import RefusalCone, RefusalDirection
 from refusal_tl.model import RefusalModel
 from refusal_tl.pipeline.cache import Answers, cached, eval_key
+from refusal_tl.pipeline.trust import LABELLED, asr_sets, judges_on_labels, protocol_table
 from refusal_tl.profiles import EvalSizes
 from refusal_tl.rdo.sweep import ablation_weight_sweep, retain_sweep
 from refusal_tl.repind.analysis import figure6_traces, interference_matrix, topk_rates
-from refusal_tl.stats import compare, wilson
+from refusal_tl.stats import wilson
 from refusal_tl.steer.hooks import Intervention
 
-# the hand-labelled completions (a repository checkout has them; an installed package does not)
-LABELLED = Path(__file__).resolve().parents[2] / "tests" / "data" / "labelled_completions.jsonl"
 SEED = 42  # the cone samples are the first of 512 drawn at seed 42 (docs/algorithms.md §6)
 
 
@@ -76,65 +72,6 @@ def method_table(model: RefusalModel, directions: dict[str, RefusalDirection], h
             "n_capability": len(capability_prompts or [])}
 
 
-def protocol_table(model: RefusalModel, directions: dict[str, RefusalDirection], harmful: list[str],
-                   harmless: list[str], name: str = "heretic") -> dict:
-    """Table 5's headline numbers in another protocol's units (:mod:`refusal_tl.eval.protocol`): per
-    method, refusals out of N on ``harmful`` under ablation with their Wilson interval, and first-token
-    KL on ``harmless``, all with the protocol's system prompt, answer length and judge."""
-    proto = protocol(name)
-    rows = []
-    with model.system_prompt(proto.system_prompt):
-        book = Answers(model, proto.max_new_tokens, proto.make_judge())
-        for method, d in [("no intervention", None), *directions.items()]:
-            _, scores = book.answers(harmful, d, "ablate" if d is not None else "none")
-            k, n = round(sum(scores)), len(scores)
-            lo, hi = wilson(k, n)
-            kl = first_token_kl(model, harmless, d, "ablate") if d is not None else 0.0
-            rows.append(dict(method=method, refusals=k, n=n, rate=k / n, lo=lo, hi=hi, kl=kl))
-        system = model.chat.system
-    return {"protocol": name, "system_prompt": system, "max_new_tokens": proto.max_new_tokens,
-            "judge": proto.judge.name, "rows": rows}
-
-
-# Figs. 11–13: attack success under ablation on the paper's three evaluation sets
-ASR_SETS = {"strongreject": "StrongREJECT (Fig. 11)", "sorrybench": "SORRY-Bench (Fig. 12)",
-            "jailbreakbench": "JailbreakBench (Fig. 13)"}
-
-
-def asr_sets(model: RefusalModel, directions: dict[str, RefusalDirection], names: tuple[str, ...], n: int,
-             answers: Answers) -> dict:
-    """Figs. 11–13: attack success rate (1 − refusal rate) with no intervention and under ablation of each
-    direction, with Wilson intervals, on StrongREJECT, SORRY-Bench and JailbreakBench where the Hub is
-    reachable. Offline each falls back to the bundled harmful test prompts, labelled as such (sets that
-    fell back share one panel: the same prompts)."""
-    panels: dict[str, dict] = {}
-    for name in names:
-        prompts = None
-        if data.hub_reachable():
-            try:
-                prompts, title = data.load_hub(name, n), ASR_SETS[name]
-            except RefusalTLError:
-                prompts = None
-        if prompts is None:
-            prompts, title = data.bundled("harmful", "test", n), "bundled harmful test (offline stand-in)"
-        panel = panels.setdefault(title, {"title": title, "stands_in_for": [], "n": len(prompts), "rows": []})
-        panel["stands_in_for"].append(ASR_SETS[name])
-        if panel["rows"]:
-            continue
-        for method, d in [("no intervention", None), *directions.items()]:
-            _, scores = answers.answers(prompts, d, "ablate" if d is not None else "none")
-            k, size = round(sum(scores)), len(scores)
-            lo, hi = wilson(k, size)
-            panel["rows"].append(dict(method=method, asr=1 - k / size, lo=1 - hi, hi=1 - lo, n=size))
-    return {"panels": list(panels.values())}
-
-
-def judges_on_labels(model: RefusalModel, path: Path = LABELLED) -> dict:
-    """The substring judge, heretic's markers and the LLM judge (``model`` itself) against the hand labels."""
-    judges = {"substring": SubstringJudge(), "heretic markers": HereticJudge(), f"LLM ({model.name})": LLMJudge(model)}
-    return judge_agreement(load_labelled(path), judges)
-
-
 def method_long(table: dict) -> pd.DataFrame:
     """:func:`method_table`'s data as one row per (method, condition) with ``value`` and ``n``
     (for Fig. 2 / 10, :func:`refusal_tl.plotting.method_comparison`)."""
@@ -150,29 +87,6 @@ def method_long(table: dict) -> pd.DataFrame:
             lo, hi = (np.nan, np.nan) if k.endswith("KL") else wilson(round(v * size), size)
             out.append(dict(method=r["method"], condition=k, value=v, n=size, lo=lo, hi=hi))
     return pd.DataFrame(out)
-
-
-def method_scores(table: dict, judge=None) -> dict[str, dict[str, list[float]]]:
-    """Per-prompt judgements ``scores[method][condition]`` of :func:`method_table`'s completions
-    (re-judged, so a cached table gives them too): the paired comparisons need them."""
-    judge = judge or SubstringJudge()
-    return {m: {c: judge(table["prompts"][c.split("/")[0]], texts) for c, texts in conds.items()}
-            for m, conds in table["completions"].items()}
-
-
-def method_comparisons(table: dict) -> list[str]:
-    """The report's statements on DIM against RDO (and any later method against the first), each
-    only where the bootstrap interval of the paired difference excludes 0 ("within noise" otherwise)."""
-    scores = method_scores(table)
-    first, *others = [m for m in scores if m != "no intervention"]
-    out = []
-    for m in others:
-        for cond, what in (("harmful/ablate", "refusal rate under ablation"),
-                           ("harmful/subtract", "refusal rate under subtraction"),
-                           ("harmless/add", "induced refusal under addition")):
-            if cond in scores[m] and cond in scores[first]:
-                out.append(compare(m, scores[m][cond], first, scores[first][cond], what))
-    return out
 
 
 def cone_rates(model: RefusalModel, prompts: list[str], cones: dict[int, RefusalCone],

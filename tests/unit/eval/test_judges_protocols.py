@@ -16,7 +16,7 @@ from refusal_tl.eval.length import length_curve
 from refusal_tl.eval.protocol import HereticJudge, heretic_refusal, protocol
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.pipeline.figures import length_figure, protocol_frame
-from refusal_tl.pipeline.suite import protocol_table
+from refusal_tl.pipeline.trust import protocol_table
 from refusal_tl.steer.generation import generate
 
 
@@ -179,7 +179,7 @@ def test_bad_labelled_file_is_a_clear_error(tmp_path):
 def test_asr_sets_online_and_offline(tiny, monkeypatch):
     from refusal_tl import data
     from refusal_tl.pipeline.cache import Answers
-    from refusal_tl.pipeline.suite import asr_sets
+    from refusal_tl.pipeline.trust import asr_sets
     from refusal_tl.plotting.rdo import asr_panels
 
     d = RefusalDirection(3 * torch.randn(tiny.d_model), layer=2, pos=-1, model=tiny.name, weights_sha="t")
