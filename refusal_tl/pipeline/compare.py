@@ -16,7 +16,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from refusal_tl.errors import RefusalTLError
-from refusal_tl.plotting.common import COLORS
+from refusal_tl.plotting.common import COLORS, interval_bars
 from refusal_tl.stats import wilson
 
 
@@ -59,11 +59,9 @@ def load_runs(paths: list[str | Path], labels: list[str] | None = None) -> list[
 
 
 def _bar(fig: go.Figure, run: RunData, color: str, xs: list[str], rates: list[float], sizes: list[int]) -> None:
-    cis = [wilson(round(r * n), n) for r, n in zip(rates, sizes)]
     ys = [100 * r for r in rates]
     fig.add_trace(go.Bar(x=xs, y=ys, name=run.label, marker_color=color,
-                         error_y=dict(type="data", symmetric=False, array=[100 * hi - y for (_, hi), y in zip(cis, ys)],
-                                      arrayminus=[y - 100 * lo for (lo, _), y in zip(cis, ys)], color="#444")))
+                         error_y=interval_bars(ys, [wilson(round(r * n), n) for r, n in zip(rates, sizes)])))
 
 
 def methods_across(runs: list[RunData], conditions: dict[str, str], title: str, which: str) -> go.Figure:

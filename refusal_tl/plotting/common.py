@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 COLORS = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692"]
 
 
+def interval_bars(ys: list[float], bounds: list[tuple[float, float]]) -> dict:
+    """Plotly ``error_y`` for values ``ys`` in % and their intervals ``bounds`` as fractions (lo, hi)."""
+    return dict(type="data", symmetric=False, color="#444", array=[100 * hi - y for (_, hi), y in zip(bounds, ys)],
+                arrayminus=[y - 100 * lo for (lo, _), y in zip(bounds, ys)])
+
+
 def refusal_rates(rates: dict[str, float], title: str = "Refusal rate (substring judge)",
                   n: dict[str, int] | None = None) -> go.Figure:
     """Bar chart of refusal rates (0–1) per condition; with ``n`` (prompts per condition) the 95 %
@@ -28,9 +34,7 @@ def refusal_rates(rates: dict[str, float], title: str = "Refusal rate (substring
     ys = [100 * r for r in rates.values()]
     err = None
     if n:
-        cis = [wilson(round(r * n[k]), n[k]) for k, r in rates.items()]
-        err = dict(type="data", symmetric=False, array=[100 * hi - y for (lo, hi), y in zip(cis, ys)],
-                   arrayminus=[y - 100 * lo for (lo, hi), y in zip(cis, ys)], color="#444")
+        err = interval_bars(ys, [wilson(round(r * n[k]), n[k]) for k, r in rates.items()])
     fig = go.Figure(go.Bar(x=list(rates), y=ys, error_y=err, text=[f"{y:.0f}%" for y in ys],
                            textposition="inside" if n else "outside", marker_color=COLORS[: len(rates)]))
     ci = ", bars: 95 % Wilson intervals" if n else ""

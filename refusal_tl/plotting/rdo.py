@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from refusal_tl.plotting.common import COLORS
+from refusal_tl.plotting.common import COLORS, interval_bars
 
 
 def rdo_loss_curves(history: list[dict], selected: int | None = None,
@@ -55,9 +55,7 @@ def method_comparison(table) -> go.Figure:
             ys = [scale * values[c] for c in conds]
             err = None
             if "lo" in rows and scale == 100:  # 95 % Wilson intervals of the rates
-                err = dict(type="data", symmetric=False, color="#444",
-                           array=[100 * rows.hi[c] - y for c, y in zip(conds, ys)],
-                           arrayminus=[y - 100 * rows.lo[c] for c, y in zip(conds, ys)])
+                err = interval_bars(ys, [(rows.lo[c], rows.hi[c]) for c in conds])
             fig.add_trace(go.Bar(x=list(conds.values()), y=ys, error_y=err, name=method, legendgroup=method,
                                  showlegend=col == 1,
                                  marker_color=COLORS[k % len(COLORS)],
@@ -134,7 +132,7 @@ def ablation_weight_sweep(table) -> go.Figure:
 
 def asr_panels(panels: list[dict]) -> go.Figure:
     """Paper Figs. 11–13: attack success rate per method (no intervention included) on each evaluation set,
-    one panel per set, 95 % Wilson intervals as error bars (from :func:`refusal_tl.pipeline.suite.asr_sets`)."""
+    one panel per set, 95 % Wilson intervals as error bars (from :func:`refusal_tl.pipeline.trust.asr_sets`)."""
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[
         p["title"] + ("" if p["title"] in p["stands_in_for"] else f"<br><sub>for {', '.join(p['stands_in_for'])}</sub>")
         for p in panels])
@@ -142,9 +140,7 @@ def asr_panels(panels: list[dict]) -> go.Figure:
         ys = [100 * r["asr"] for r in p["rows"]]
         fig.add_trace(go.Bar(x=[r["method"] for r in p["rows"]], y=ys, showlegend=False,
                              marker_color=[COLORS[i % len(COLORS)] for i in range(len(ys))],
-                             error_y=dict(type="data", symmetric=False, color="#444",
-                                          array=[100 * r["hi"] - y for r, y in zip(p["rows"], ys)],
-                                          arrayminus=[y - 100 * r["lo"] for r, y in zip(p["rows"], ys)])),
+                             error_y=interval_bars(ys, [(r["lo"], r["hi"]) for r in p["rows"]])),
                       row=1, col=col)
         fig.update_yaxes(range=[0, 105], row=1, col=col)
     fig.update_yaxes(title_text="attack success rate, % (1 − refusal; ablated)", row=1, col=1)
