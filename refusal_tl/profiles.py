@@ -109,9 +109,9 @@ PROFILES: dict[str, dict[str, dict]] = {
                      max_steps=None, retain_kl="paper", n_samples=16, init="random", filter_samples=64, n_val=None,
                      selection="last20",
                      harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
-        # RepInd-1 ... RepInd-5, 5 random starts each, Table 3's λ_ret = 1.0
+        # RepInd-1 ... RepInd-5, 5 random starts each, Table 3's λ_ret = 1.0, L_ind averaged over tokens (App. A)
         "repind": dict(k=5, candidates=5, n_train=None, refusal_targets="all", accumulation=16, epochs=2,
-                       retain_kl="paper", weights={"ret": 1.0}, n_val=None,
+                       retain_kl="paper", weights={"ret": 1.0}, tokens="all", n_val=None,
                        harmful_train=PAPER_SOURCES["harmful_train"], harmless_train=PAPER_SOURCES["harmless_train"]),
         # the paper (docs/algorithms.md §9): 250 steps, nanoGCG defaults (width 512, top-k 256), 512-token answers
         "gcg": dict(steps=250, search_width=512, topk=256, n_prompts=None, eval_batch=128, max_new_tokens=512),
@@ -140,6 +140,8 @@ DIFFERENCES: tuple[tuple[str, str, object, object, str], ...] = (
     ("repind", "weights", {"ret": 1.0}, {"ret": 0.1}, "paper Table 3 (λ_ret 1.0) vs the repind_iterative run (0.1)"),
     ("repind", "candidates", 5, 1, "paper §6 (5 random starts per direction) vs rdo.py defaults (inits=1)"),
     ("repind", "retain_kl", "paper", "code", "as for RDO"),
+    ("repind", "tokens", "all", "last", "paper App. A (L_ind averaged over tokens) vs §6 and rdo.py's "
+                                        "repind_rdo (last token)"),
     ("eval", "gsm8k_filter", "flexible-extract", "strict-match",
      "paper Table 4 (GSM8K flexible-extract) vs lm-eval's first metric; the official code runs no lm-eval"),
 )

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, no_type_check
+from typing import ClassVar, Literal, no_type_check
 
 from refusal_tl.errors import RefusalTLError, check_at_least_one
 from refusal_tl.rdo.config import RdoConfig, RunConfig, cpu
+
+IndTokens = Literal["last", "all"]  # L_ind at the last prompt token (§6, code) or over the prompt's tokens (App. A)
 
 
 @no_type_check  # __post_init__ validates, with errors that name the fix
 @dataclass(frozen=True)
 class RepIndConfig(RdoConfig):
     """The RDO loss (:class:`~refusal_tl.rdo.RdoConfig`) plus λ_ind·L_ind over the layers
-    0 … ⌊``layer_fraction``·L⌋−1 (official: λ_ind = 200, 0.9, λ_ret = 0.1, 2 epochs)."""
+    0 … ⌊``layer_fraction``·L⌋−1 (official: λ_ind = 200, 0.9, λ_ret = 0.1, 2 epochs).
+
+    ``tokens``: ``"last"`` compares the cosines at the last prompt token (paper §6, the official
+    code); ``"all"`` averages L_ind over the prompt's tokens after the system prompt (paper App. A).
+    """
 
     ind_weight: float = 200.0
     layer_fraction: float = 0.9
+    tokens: IndTokens = "last"
 
     def __post_init__(self):
         super().__post_init__()

@@ -143,7 +143,7 @@ def _iteration(k: int, V: list[torch.Tensor], model: RefusalModel, pairs: list[T
             return (RefusalDirection.load(out / "direction.safetensors"),
                     read_json(out / "history.json", "RepInd history"), meta["candidates"])
     Vt = torch.stack(V)
-    cache = TraceCache(model, pairs, Vt, cfg.repind.ind_layers(model.n_layers), cfg.batch_size)
+    cache = TraceCache(model, pairs, Vt, cfg.repind.ind_layers(model.n_layers), cfg.batch_size, cfg.repind.tokens)
     runs, scores = [], []
     for c in range(cfg.candidates):
         rcfg = replace(cfg.repind, seed=cfg.repind.seed + 1000 * (k - 1) + c)

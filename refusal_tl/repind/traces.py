@@ -27,10 +27,13 @@ from refusal_tl.steer.hooks import Hook, ablate_hook, ablation_hooks, orthonorma
 
 
 def record_hook(act: Float[Tensor, "batch pos d_model"], hook=None, *, store: dict, key: int,
-                positions: Int[Tensor, " rows"] | None, basis: Float[Tensor, "k d_model"] | None
-                ) -> Float[Tensor, "batch pos d_model"]:
+                positions: Int[Tensor, " rows"] | None, basis: Float[Tensor, "k d_model"] | None,
+                tokens: int | None = None) -> Float[Tensor, "batch pos d_model"]:
     """Store ``act`` at each row's position (default: the last), in float32, projected off ``basis``
     (in float32 too, so a bf16 model's rounding leaves no trace along it); return ``act`` unchanged.
+
+    With ``tokens`` = W it stores the W positions ending at each row's position, ``[batch, W, d]``
+    (indices before 0 repeat position 0; :func:`token_mask` says which of the W count).
 
     A batch with a shared prefix runs the prefix first (one row): that call is skipped when its
     rows or positions cannot be the batch's; otherwise (a one-row batch whose positions fall
@@ -38,30 +41,50 @@ def record_hook(act: Float[Tensor, "batch pos d_model"], hook=None, *, store: di
     """
     if positions is not None and (act.shape[0] != positions.shape[0] or act.shape[1] <= int(positions.max())):
         return act  # the shared prefix's forward
-    x = act[:, -1] if positions is None else act[torch.arange(act.shape[0], device=act.device), positions]
+    rows = torch.arange(act.shape[0], device=act.device)
+    last = torch.full_like(rows, act.shape[1] - 1) if positions is None else positions.to(act.device)
+    if tokens is None:
+        x = act[rows, last]
+    else:
+        idx = (last[:, None] - tokens + 1 + torch.arange(tokens, device=act.device)).clamp(min=0)
+        x = act[rows[:, None], idx]
     x = x.float()
     store[key] = x if basis is None else ablate_hook(x, basis=basis)
     return act
 
 
+def token_mask(counts: Int[Tensor, " batch"], tokens: int) -> Float[Tensor, "batch tokens"]:
+    """1 where a right-aligned window of ``tokens`` positions holds one of a row's ``counts`` last tokens."""
+    return (torch.arange(tokens) >= tokens - counts.cpu()[:, None]).float()
+
+
+def user_token_counts(model: RefusalModel, prompts: list[str]) -> Int[Tensor, " batch"]:
+    """How many tokens of each chat prompt follow the template's shared prefix (its system
+    prompt): the instruction and the post-instruction tokens that RepInd averages over (App. A)."""
+    return model.chat.tokenize(prompts, share_prefix=True).mask.sum(1)
+
+
 def trace_hooks(store: dict, layers: list[int], positions: Tensor | None = None,
-                ablate: Tensor | None = None) -> list[Hook]:
+                ablate: Tensor | None = None, tokens: int | None = None) -> list[Hook]:
     """Record hooks at ``blocks.{l}.hook_resid_pre`` for ``layers`` into ``store[l]``."""
     basis = None if ablate is None else orthonormal_basis(ablate)
-    return [(f"blocks.{l}.hook_resid_pre", partial(record_hook, store=store, key=l, positions=positions, basis=basis))
+    return [(f"blocks.{l}.hook_resid_pre",
+             partial(record_hook, store=store, key=l, positions=positions, basis=basis, tokens=tokens))
             for l in layers]
 
 
 def resid_traces(model: RefusalModel, batch: Batch, layers: list[int], ablate: Tensor | None = None,
-                 positions: Tensor | None = None) -> Float[Tensor, "batch n_layers d_model"]:
+                 positions: Tensor | None = None, tokens: int | None = None
+                 ) -> Float[Tensor, "batch n_layers *tokens d_model"]:
     """Last-token (or ``positions``) ``resid_pre`` of ``layers``, on a clean run or with the
-    directions ``ablate`` (rows, span) ablated at every layer (x̃ of Definition 6.1).
+    directions ``ablate`` (rows, span) ablated at every layer (x̃ of Definition 6.1); with
+    ``tokens`` = W, the W positions ending there (``[batch, layers, W, d]``).
 
     Differentiable in ``ablate``: the RepInd loss calls it with the direction parameter.
     """
     store: dict[int, Tensor] = {}
     hooks = [] if ablate is None else ablation_hooks(ablate, model.n_layers)
-    window_logits(model, batch, 1, hooks + trace_hooks(store, layers, positions, ablate))
+    window_logits(model, batch, 1, hooks + trace_hooks(store, layers, positions, ablate, tokens))
     return torch.stack([store[l] for l in layers], dim=1)
 
 

@@ -34,7 +34,7 @@ def train_repind(model: RefusalModel, pairs: list[TrainingPair], alpha: float, l
            "n_pairs": len(pairs), "pairs": pairs_digest(pairs), "V": [tensor_digest(v) for v in V],
            "ind_layers": len(layers)}
     prep, lengths = Prepared(model, pairs, layer, keep=cfg.epochs > 1), pair_lengths(model, pairs)
-    cache = cache or TraceCache(model, pairs, V, layers)
+    cache = cache or TraceCache(model, pairs, V, layers, tokens=cfg.tokens)
 
     def loss_fn(rows: torch.nn.Parameter, group: list[int], step: int) -> dict[str, float]:
         return repind_step_losses(model, rows, alpha, layer, pairs, group, prep, cache, lengths, cfg)

@@ -17,18 +17,19 @@ def _V(d, *seeds):
     return torch.stack([torch.randn(d, generator=torch.Generator().manual_seed(s)) for s in seeds])
 
 
-@pytest.mark.parametrize("n_v", [1, 2])
-def test_efficient_repind_step_equals_straightforward_step(tiny, n_v):
-    """Cached traces + traces read from the ablation forward == 3·|V| extra forwards per example."""
+@pytest.mark.parametrize("n_v,tokens", [(1, "last"), (2, "last"), (2, "all")])
+def test_efficient_repind_step_equals_straightforward_step(tiny, n_v, tokens):
+    """Cached traces + traces read from the ablation forward == 3·|V| extra forwards per example
+    (at the last token, and averaged over the prompt's tokens)."""
     pairs, group, V = mixed_pairs(), [0, 1, 2, 3], _V(tiny.d_model, 2, 3)[:n_v]
-    cfg = RepIndConfig(micro_batch=3, retain_kl="code", layer_fraction=0.8)
+    cfg = RepIndConfig(micro_batch=3, retain_kl="code", layer_fraction=0.8, tokens=tokens)
     layers = cfg.ind_layers(tiny.n_layers)
     grads, losses = [], []
     for efficient in (True, False):
         r = torch.nn.Parameter(torch.randn(1, tiny.d_model, generator=torch.Generator().manual_seed(1)))
         if efficient:
             out = repind_step_losses(tiny, r, 3.0, 2, pairs, group, Prepared(tiny, pairs, 2),
-                                     TraceCache(tiny, pairs, V, layers, 3), pair_lengths(tiny, pairs), cfg)
+                                     TraceCache(tiny, pairs, V, layers, 3, tokens), pair_lengths(tiny, pairs), cfg)
         else:
             out = reference_repind_step(tiny, r, 3.0, 2, pairs, group, V, cfg)
         losses.append(out)

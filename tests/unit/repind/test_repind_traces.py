@@ -80,6 +80,55 @@ def test_repind_loss_formula():
     assert repind_loss(clean_v, abl_r_v, clean_r, abl_v_r).item() == pytest.approx(0.08 + 0.02)
 
 
+def test_repind_loss_averages_over_the_tokens_its_mask_keeps():
+    """Token axis: per-token squared differences averaged over kept tokens, then over layers;
+    a masked token changes nothing, and a one-token mask is the last-token loss."""
+    clean_v = torch.tensor([[[[0.5, 9.0], [0.2, 0.2]]]])  # [b=1, v=1, l=2, t=2]; token 0 of row 0 is masked
+    abl_r_v = torch.tensor([[[[0.1, -9.0], [0.2, 0.0]]]])
+    clean_r = torch.tensor([[[0.3, 0.3], [0.3, 0.3]]])
+    abl_v_r = torch.tensor([[[[0.3, 0.3], [0.1, 0.1]]]])
+    mask = torch.tensor([[0.0, 1.0]])
+    # layer 0, token 1: 18² + 0; layer 1, token 1: 0.2² + 0.2²; mean over layers
+    assert repind_loss(clean_v, abl_r_v, clean_r, abl_v_r, mask).item() == pytest.approx((324 + 0.08) / 2)
+    # every token: layer 0 (0.16 + 324) / 2, layer 1 (0.04 + 0.08) / 2
+    assert repind_loss(clean_v, abl_r_v, clean_r, abl_v_r, torch.ones(1, 2)).item() == pytest.approx(
+        (162.08 + 0.06) / 2)
+    last = repind_loss(clean_v[..., -1], abl_r_v[..., -1], clean_r[..., -1], abl_v_r[..., -1])
+    assert repind_loss(clean_v[..., -1:], abl_r_v[..., -1:], clean_r[..., -1:], abl_v_r[..., -1:],
+                       torch.ones(1, 1)).item() == pytest.approx(last.item())
+
+
+def test_token_traces_of_batches_equal_each_prompt_alone(tiny):
+    """tokens="all": the cache (full rows, left padding) and the ablation forward (shared prefix,
+    prompt + target) record each prompt's own tokens after the system prompt, equal to a run of
+    that prompt alone; the last window token is the last-token trace."""
+    from refusal_tl.repind.traces import user_token_counts
+
+    pairs, layers = mixed_pairs(), [0, 2]
+    V, r = torch.stack([_rand(32, 2)]), _rand(32, 9)
+    cache = TraceCache(tiny, pairs, V, layers, batch_size=3, tokens="all")
+    idx = [0, 1, 2, 3]
+    counts = user_token_counts(tiny, [p.answer.prompt for p in pairs])
+    assert len(set(counts.tolist())) > 1  # rows of different lengths: the windows really are aligned
+    clean, abl_v = cache.get(idx, "cpu")
+    mask = cache.mask(idx, "cpu")
+    with torch.no_grad():
+        _, abl_r = ablation_with_traces(tiny, r, pairs, idx, layers, cache.width(idx))
+    assert clean.shape == (4, len(layers), cache.width(idx), 32) and abl_r.shape == clean.shape
+    for i, pair in enumerate(pairs):
+        alone = tiny.chat.tokenize([pair.answer.prompt], share_prefix=False)
+        n = int(counts[i])
+        assert mask[i].sum() == n and mask[i, -n:].all()
+        with torch.no_grad():
+            torch.testing.assert_close(clean[i, :, -n:], resid_traces(tiny, alone, layers, tokens=n)[0],
+                                       atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(abl_v[i, 0, :, -n:], resid_traces(tiny, alone, layers, V[0], tokens=n)[0],
+                                       atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(abl_r[i, :, -n:], resid_traces(tiny, alone, layers, r, tokens=n)[0],
+                                       atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(clean[i, :, -1], resid_traces(tiny, alone, layers)[0], atol=1e-5, rtol=1e-4)
+
+
 def test_repind_gradient_matches_finite_differences():
     model = make_tiny(seed=1)
     model.hf_model.double()
@@ -146,3 +195,14 @@ def test_trace_errors_name_the_fix(tiny):
         cosine_traces(tiny, [], _rand(32, 1))
     with pytest.raises(RefusalTLError, match="width 16 but the model's d_model is 32"):
         cosine_traces(tiny, PROMPTS[:2], _rand(32, 1), torch.randn(16))
+
+
+def test_trace_cache_bounded_by_max_bytes_recomputes_the_same_traces(tiny):
+    pairs, layers, V = mixed_pairs(), [0, 1], torch.stack([_rand(32, 2)])
+    full = TraceCache(tiny, pairs, V, layers, batch_size=2, tokens="all")
+    small = TraceCache(tiny, pairs, V, layers, batch_size=2, tokens="all", max_bytes=1)
+    for idx in ([0, 1], [2, 3], [0, 1]):
+        a, b = full.get(idx, "cpu"), small.get(idx, "cpu")
+        torch.testing.assert_close(a, b)
+        assert set(small.clean) == set(idx)  # everything else was evicted
+    assert set(full.clean) == {0, 1, 2, 3}
