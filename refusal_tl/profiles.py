@@ -125,6 +125,20 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
 }
 
+# `refusal-tl search` (docs/algorithms.md §14): trials, TPE start-up trials, validation prompts per set,
+# answers in heretic's protocol (100 tokens); ci: a handful of trials on short answers
+SEARCH = {
+    "ci": dict(trials=4, startup_trials=2, n_harmful=8, n_harmless=8, n_sensitive=8, max_new_tokens=16,
+               batch_size=8),
+    "cpu": dict(trials=32, startup_trials=10, n_harmful=32, n_harmless=32, n_sensitive=32, max_new_tokens=None,
+                batch_size=32),
+    # heretic 1.4's defaults: 200 trials, 60 random start-up trials, 100 prompts per set
+    "paper": dict(trials=200, startup_trials=60, n_harmful=100, n_harmless=100, n_sensitive=100,
+                  max_new_tokens=None, batch_size=64),
+}
+for _name, _settings in SEARCH.items():
+    PROFILES[_name]["search"] = _settings
+
 # Where the official code's defaults differ from the paper's text: (stage, key, paper, official, source).
 # ``official`` is ``paper`` with these values (docs/algorithms.md §12 lists them; tests check each).
 DIFFERENCES: tuple[tuple[str, str, object, object, str], ...] = (

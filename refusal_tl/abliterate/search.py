@@ -1,0 +1,327 @@
+"""Optuna search over abliteration edits (docs/algorithms.md §14): which direction, which variant,
+which per-layer kernel, scored on validation prompts by refusals and first-token KL (optionally
+over-refusals), with multi-objective TPE.
+
+- Every trial is evaluated with the edit's hooks (:func:`~refusal_tl.abliterate.edit.edit_hooks`),
+  which equal its weight edit exactly, so no weights are copied or reset between trials.
+- The study lives in an Optuna journal file (``RUN/search/journal.log``). Each trial is asked
+  with a TPE sampler seeded by (seed, trial number), and a trial left running by a killed search
+  is evaluated again with its own parameters on resume: a resumed search ends with the same
+  trials as an uninterrupted one (greedy answers, same prompts).
+- The methods' own directions (DIM, RDO, the cone, RepInd-1), ablated the standard way, are
+  evaluated once as the front's reference points.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import ClassVar, no_type_check
+
+import optuna
+import torch
+from tqdm.auto import tqdm
+
+from refusal_tl import profiles
+from refusal_tl.abliterate.edit import COMPONENTS, Edit, Kernel, biproject, edit_hooks, fractional_direction
+from refusal_tl.abliterate.sources import Sources, load_sources
+from refusal_tl.dim.config import DimConfig
+from refusal_tl.dim.run import source
+from refusal_tl.errors import RefusalTLError, check_at_least_one, check_choice
+from refusal_tl.eval.protocol import protocol
+from refusal_tl.io import ensure_dir, json_digest, read_json, write_json
+from refusal_tl.model import RefusalModel
+from refusal_tl.steer.forward import kl_to_base, map_last_logits
+from refusal_tl.steer.generation import generate
+
+log = logging.getLogger(__name__)
+OBJECTIVES = ("refusals", "kl", "over_refusal")
+CONE_PICKS = 8  # cone_vector < dims: a basis vector; otherwise a direction sampled from the cone (seeded)
+
+
+@no_type_check  # __post_init__ validates, with errors that name the fix
+@dataclass(frozen=True)
+class SearchConfig:
+    """A search: its trials, objectives, validation prompt counts and evaluation protocol."""
+
+    STAGE: ClassVar[str] = "search"
+
+    trials: int = 32
+    startup_trials: int = 10
+    seed: int = 42
+    objectives: tuple[str, ...] = ("refusals", "kl")
+    n_harmful: int = 32
+    n_harmless: int = 32
+    n_sensitive: int = 32
+    protocol: str = "heretic"
+    max_new_tokens: int | None = None  # None: the protocol's (heretic: 100)
+    batch_size: int = 32
+    profile: str = "cpu"
+
+    def __post_init__(self):
+        check_at_least_one(self, "trials", "n_harmful", "n_harmless", "batch_size")
+        object.__setattr__(self, "objectives", tuple(self.objectives))
+        for o in self.objectives:
+            check_choice("objective", o, OBJECTIVES)
+        if not {"refusals", "kl"} <= set(self.objectives):
+            raise RefusalTLError("the objectives must include refusals and kl (add over_refusal as a third).")
+        protocol(self.protocol)
+
+    @classmethod
+    def from_profile(cls, name: str, **overrides) -> "SearchConfig":
+        return cls(**{**profiles.profile(name, "search"), "profile": name,
+                      **{k: v for k, v in overrides.items() if v is not None}})
+
+    @property
+    def answer_tokens(self) -> int:
+        return self.max_new_tokens or protocol(self.protocol).max_new_tokens or 100
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- the search space
+
+
+def suggest(trial: optuna.Trial, sources: Sources, n_layers: int) -> dict:
+    """Every parameter, always sampled (multivariate TPE needs a fixed space, as heretic notes)."""
+    last = n_layers - 1
+    p = {"source": trial.suggest_categorical("source", sources.kinds()),
+         "direction_index": trial.suggest_float("direction_index", 0.4 * last, 0.9 * last),
+         "cone_vector": trial.suggest_int("cone_vector", 0, CONE_PICKS - 1),
+         "repind_k": trial.suggest_int("repind_k", 1, max(1, len(sources.repind))),
+         "biprojection": trial.suggest_categorical("biprojection", [False, True]),
+         "norm_preserving": trial.suggest_categorical("norm_preserving", [False, True])}
+    for comp in COMPONENTS:  # heretic's ranges; min_weight as a fraction of max_weight
+        p[f"{comp}.max_weight"] = trial.suggest_float(f"{comp}.max_weight", 0.8, 1.5)
+        p[f"{comp}.max_weight_position"] = trial.suggest_float(f"{comp}.max_weight_position", 0.6 * last, 1.0 * last)
+        p[f"{comp}.min_weight"] = trial.suggest_float(f"{comp}.min_weight", 0.0, 1.0)
+        p[f"{comp}.min_weight_distance"] = trial.suggest_float(f"{comp}.min_weight_distance", 1.0, max(1.0, 0.6 * last))
+    return p
+
+
+def directions_of(params: dict, sources: Sources) -> torch.Tensor:
+    """The trial's direction(s): ``[d]``, a span ``[k, d]`` or one per layer ``[L, 1, d]``."""
+    kind, bi = params["source"], params["biprojection"]
+    means = sources.harmless_means
+    if kind == "dim-per-layer":
+        units = sources.dim_grid
+        units = torch.stack([biproject(u, m) for u, m in zip(units, means)]) if bi else units
+        return units[:, None]
+    if kind == "dim":
+        idx = params["direction_index"]
+        grid = torch.stack([biproject(u, m) for u, m in zip(sources.dim_grid, means)]) if bi else sources.dim_grid
+        return fractional_direction(grid, idx)
+    if kind in ("rdo", "rdo-perp"):
+        d = sources.named[kind][0]
+    elif kind == "cone":
+        cone, i = sources.cone, params["cone_vector"]
+        d = cone.basis[i].float() if i < cone.dims else cone.sample(1, seed=i)[0]
+    elif kind == "repind":
+        d = torch.stack(sources.repind[: params["repind_k"]])
+    else:
+        raise RefusalTLError(f"unknown direction source {kind!r}; choose one of {', '.join(sources.kinds())}.")
+    return biproject(d, means[sources.dim_layer]) if bi else d
+
+
+def edit_of(params: dict, sources: Sources, n_layers: int) -> Edit:
+    """The :class:`Edit` a trial's parameters describe (the embedding is left alone, as heretic does)."""
+    kernels = {c: Kernel(params[f"{c}.max_weight"], params[f"{c}.max_weight_position"],
+                         params[f"{c}.min_weight"] * params[f"{c}.max_weight"], params[f"{c}.min_weight_distance"])
+               for c in COMPONENTS}
+    return Edit.of(directions_of(params, sources), n_layers, attn=kernels["attn"], mlp=kernels["mlp"],
+                   norm_preserving=params["norm_preserving"])
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@dataclass
+class Scorer:
+    """Refusals on harmful validation prompts, first-token KL on harmless ones (and refusals on
+    sensitive ones), in the search's protocol; the clean logits computed once."""
+
+    model: RefusalModel
+    cfg: SearchConfig
+    prompts: dict[str, list[str]]
+    base_logits: torch.Tensor | None = None
+
+    def __call__(self, edit: Edit | None) -> dict[str, float]:
+        proto = protocol(self.cfg.protocol)
+        judge = proto.make_judge()
+        hooks = [] if edit is None else edit_hooks(self.model, edit)
+        with self.model.system_prompt(proto.system_prompt):
+            if self.base_logits is None:
+                self.base_logits = map_last_logits(self.model, self.prompts["harmless"], lambda lg, idx: lg, [],
+                                                   self.cfg.batch_size)
+            out = {"kl": float(kl_to_base(self.model, self.prompts["harmless"], self.base_logits, hooks,
+                                          self.cfg.batch_size).mean())}
+            for key, kind in (("refusals", "harmful"), ("over_refusal", "sensitive")):
+                if key == "over_refusal" and key not in self.cfg.objectives:
+                    continue
+                answers = generate(self.model, self.prompts[kind], self.cfg.answer_tokens, hooks,
+                                   self.cfg.batch_size, desc=None)
+                out[key] = float(sum(judge(self.prompts[kind], answers)))
+        return out
+
+
+def search_prompts(run_dir: Path, cfg: SearchConfig, split: str = "val") -> dict[str, list[str]]:
+    """The run's harmful and harmless ``split`` prompts (as its DIM stage names them) and the bundled
+    sensitive ones; unfiltered, as heretic counts them."""
+    dim_cfg = DimConfig(**read_json(run_dir / "dim" / "metadata.json", "DIM metadata")["config"])
+    harmful = dim_cfg.harmful_val if split == "val" else None
+    harmless = dim_cfg.harmless_val if split == "val" else None
+    return {"harmful": source(harmful, "harmful", split, cfg.n_harmful),
+            "harmless": source(harmless, "harmless", split, cfg.n_harmless),
+            "sensitive": source(None, "sensitive", split, cfg.n_sensitive)}
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class SearchResult:
+    """Every finished trial (parameters, objective values, seconds) and the methods' reference points."""
+
+    trials: list[dict]
+    defaults: dict[str, dict]
+    baseline: dict[str, float]
+    config: dict
+    n_prompts: dict[str, int]
+    seconds: float = 0.0
+    out: Path | None = field(default=None, repr=False)
+
+    def front(self) -> list[dict]:
+        """The Pareto front of (refusals, KL) (and over-refusals when searched), by refusals."""
+        keys = [o for o in self.config["objectives"]]
+        pts = [t for t in self.trials]
+        dominated = lambda a: any(all(b[k] <= a[k] for k in keys) and any(b[k] < a[k] for k in keys) for b in pts)
+        return sorted([t for t in pts if not dominated(t)], key=lambda t: (t["refusals"], t["kl"]))
+
+    def pick(self, max_refusals: float | int | None = None) -> dict:
+        """The lowest KL among trials with at most ``max_refusals`` refusals (default: the fewest any
+        trial reached), the ``--pick`` rule."""
+        if not self.trials:
+            raise RefusalTLError("the search has no finished trial yet; run `refusal-tl search` first.")
+        target = min(t["refusals"] for t in self.trials) if max_refusals is None else max_refusals
+        ok = [t for t in self.trials if t["refusals"] <= target]
+        if not ok:
+            raise RefusalTLError(f"no trial has at most {target:g} refusals (the fewest: "
+                                 f"{min(t['refusals'] for t in self.trials):g}); raise --max-refusals.")
+        return min(ok, key=lambda t: (t["kl"], t["refusals"]))
+
+    def trial(self, which: int | str, max_refusals: float | int | None = None) -> dict:
+        if which == "best":
+            return self.pick(max_refusals)
+        for t in self.trials:
+            if t["number"] == int(which):
+                return t
+        raise RefusalTLError(f"no finished trial {which} in the search (trials 0 … {len(self.trials) - 1}).")
+
+    def to_dict(self) -> dict:
+        return {"trials": self.trials, "defaults": self.defaults, "baseline": self.baseline, "config": self.config,
+                "n_prompts": self.n_prompts, "seconds": self.seconds,
+                "seconds_per_trial": self.seconds_per_trial, "front": [t["number"] for t in self.front()]}
+
+    @property
+    def seconds_per_trial(self) -> float:
+        done = [t["seconds"] for t in self.trials]
+        return sum(done) / len(done) if done else float("nan")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SearchResult":
+        path = Path(path)
+        path = path / "result.json" if path.is_dir() else path
+        d = read_json(path, "search result")
+        return cls(d["trials"], d["defaults"], d["baseline"], d["config"], d["n_prompts"], d["seconds"], path.parent)
+
+    def figure(self, chosen: dict | None = None):
+        from refusal_tl.plotting.search import pareto_figure
+
+        return pareto_figure(self, chosen or self.pick())
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _storage(out: Path) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(out / "journal.log")))
+
+
+def _sampler(cfg: SearchConfig, number: int) -> optuna.samplers.TPESampler:
+    return optuna.samplers.TPESampler(n_startup_trials=cfg.startup_trials, n_ei_candidates=128, multivariate=True,
+                                      seed=cfg.seed * 100_003 + number)
+
+
+def run_search(cfg: SearchConfig, run_dir: str | Path, model: RefusalModel, progress: bool = True) -> SearchResult:
+    """Run (or resume) the search of ``run_dir``; results in ``RUN/search/``."""
+    run_dir = Path(run_dir)
+    out = ensure_dir(run_dir / "search")
+    sources = load_sources(run_dir, model)
+    prompts = search_prompts(run_dir, cfg)
+    key = json_digest({"config": {k: v for k, v in cfg.to_dict().items() if k not in ("trials", "batch_size")},
+                       "model": model.key, "prompts": prompts, "kinds": sources.kinds()})
+    config_path = out / "config.json"
+    if config_path.is_file() and read_json(config_path, "search config").get("key") != key:
+        raise RefusalTLError(f"{out} holds a search with other settings, prompts or directions; pass another "
+                             "--run or delete that folder to start again.")
+    write_json(config_path, {"key": key, "config": cfg.to_dict(), **model.key})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = _storage(out)
+    study = optuna.create_study(storage=storage, study_name="refusal_tl", load_if_exists=True,
+                                directions=["minimize"] * len(cfg.objectives))
+    score = Scorer(model, cfg, prompts)
+    start = time.perf_counter()
+    baseline, defaults = _references(out, key, score, sources, model.n_layers)
+    bar = tqdm(total=cfg.trials, desc="abliteration search", disable=not progress)
+    bar.update(sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials))
+    for stale in [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]:
+        # a killed search's last trial: asked again with its own seed (its stored parameters come back,
+        # any it had not drawn yet are drawn as the first run would have), then evaluated
+        study.sampler = _sampler(cfg, stale.number)
+        _evaluate(optuna.trial.Trial(study, stale._trial_id), score, sources, model, cfg)
+        bar.update(1)
+    while (n := len(study.trials)) < cfg.trials:
+        study.sampler = _sampler(cfg, n)
+        _evaluate(study.ask(), score, sources, model, cfg)
+        bar.update(1)
+        res = _result(study, cfg, baseline, defaults, prompts, out)
+        best = res.pick()
+        bar.set_postfix(front=len(res.front()), refusals=f"{best['refusals']:g}", kl=f"{best['kl']:.3f}")
+    bar.close()
+    result = _result(study, cfg, baseline, defaults, prompts, out)
+    result.seconds = time.perf_counter() - start
+    write_json(out / "result.json", result.to_dict())
+    from refusal_tl import plotting
+
+    plotting.save_figure(result.figure(), out / "figures" / "pareto")
+    return result
+
+
+def _evaluate(trial: optuna.Trial, score: Scorer, sources: Sources, model: RefusalModel, cfg: SearchConfig) -> None:
+    start = time.perf_counter()
+    values = score(edit_of(suggest(trial, sources, model.n_layers), sources, model.n_layers))
+    for k, v in {**values, "seconds": time.perf_counter() - start}.items():
+        trial.set_user_attr(k, v)
+    trial.study.tell(trial, [values[o] for o in cfg.objectives])
+
+
+def _references(out: Path, key: str, score: Scorer, sources: Sources, n_layers: int) -> tuple[dict, dict]:
+    """No edit and each method's standard ablation, scored once (cached in ``defaults.json``)."""
+    path = out / "defaults.json"
+    if path.is_file() and (saved := read_json(path, "search references")).get("key") == key:
+        return saved["baseline"], saved["defaults"]
+    baseline = score(None)
+    defaults = {name: score(Edit.ablation(d, n_layers)) for name, d in sources.defaults().items()}
+    write_json(path, {"key": key, "baseline": baseline, "defaults": defaults})
+    return baseline, defaults
+
+
+def _result(study, cfg, baseline, defaults, prompts, out) -> SearchResult:
+    trials = [{"number": t.number, "params": t.params, **{k: t.user_attrs[k] for k in t.user_attrs}}
+              for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return SearchResult(trials, defaults, baseline, cfg.to_dict(), {k: len(v) for k, v in prompts.items()}, out=out)

@@ -1,0 +1,154 @@
+"""The abliteration search on the tiny model: a run directory's sources, the space, resume after a
+kill, the front, the pick rule, the figure and the command line."""
+
+import json
+
+import pytest
+import torch
+
+from helpers import assert_one_line_error, run_cli
+from refusal_tl.abliterate import search as S
+from refusal_tl.abliterate.edit import Edit
+from refusal_tl.abliterate.sources import load_sources
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.geometry import RefusalCone, RefusalDirection
+from refusal_tl.io import save_tensors
+
+
+def _rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def make_run(tiny, run):
+    """A run directory as `reproduce` leaves it, with random directions (no training needed here)."""
+    L, d = tiny.n_layers, tiny.d_model
+    grid = _rand(tiny.chat.n_eoi, L, d, seed=1) * 3
+    RefusalDirection(grid[-1, 2], 2, -1, tiny.name, tiny.weights_sha).save(run / "dim" / "direction.safetensors")
+    save_tensors(run / "dim" / "candidates.safetensors", {"vectors": grid},
+                 {"positions": list(range(-tiny.chat.n_eoi, 0)), "n_harmful": 8, "n_harmless": 8})
+    (run / "dim" / "metadata.json").write_text(json.dumps({"config": {"n_train": 8, "n_val": 4,
+                                                                      "filter_prompts": False}}))
+    for i, name in enumerate(("rdo", "rdo-perp", "repind-1", "repind-2")):
+        RefusalDirection(_rand(d, seed=10 + i) * 3, 2, None, tiny.name, tiny.weights_sha, method=name.split("-")[0]
+                         ).save(run / name / "direction.safetensors")
+    RefusalCone(torch.linalg.qr(_rand(d, 2, seed=20))[0].T, 2, 3.0, tiny.name, tiny.weights_sha).save(
+        run / "cone-2" / "basis.safetensors")
+    return run
+
+
+CFG = dict(trials=5, startup_trials=2, n_harmful=4, n_harmless=4, n_sensitive=4, max_new_tokens=4, batch_size=4)
+
+
+@pytest.fixture
+def run(tiny, tmp_path):
+    return make_run(tiny, tmp_path / "run")
+
+
+def test_sources_offer_every_method_and_each_trial_builds_an_edit(tiny, run):
+    src = load_sources(run, tiny)
+    assert src.kinds() == ["dim", "dim-per-layer", "rdo", "rdo-perp", "cone", "repind"]
+    assert set(src.defaults()) == {"DIM", "RDO", "cone-2 (basis)", "RepInd-1"}
+    kernel = {"max_weight": 1.0, "max_weight_position": 2.0, "min_weight": 0.5, "min_weight_distance": 2.0}
+    base = dict(direction_index=1.5, cone_vector=1, repind_k=2, biprojection=False, norm_preserving=False,
+                **{f"{c}.{k}": v for c in ("attn", "mlp") for k, v in kernel.items()})
+    shapes = {}
+    for kind in src.kinds():
+        for bi in (False, True):
+            edit = S.edit_of({**base, "source": kind, "biprojection": bi}, src, tiny.n_layers)
+            shapes[kind] = edit.bases.shape
+            if bi and kind != "repind":  # biprojected: orthogonal to the harmless mean of its layer
+                layer = 2 if kind not in ("dim", "dim-per-layer") else None
+                if layer is not None:
+                    assert abs(float(edit.bases[0, 0] @ src.harmless_means[layer])) < 1e-4
+    assert shapes["repind"][1] == 2 and shapes["rdo"][1] == 1
+    per_layer = S.edit_of({**base, "source": "dim-per-layer"}, src, tiny.n_layers)
+    assert not torch.allclose(per_layer.bases[0], per_layer.bases[1])
+    w = S.edit_of({**base, "source": "rdo"}, src, tiny.n_layers).attn
+    torch.testing.assert_close(w, torch.tensor([0.5, 0.75, 1.0, 0.75, 0.5]))  # kernel at 2, min 0.5 at distance 2
+
+
+def test_search_resumes_after_a_kill_with_the_same_trials(tiny, run, tmp_path, monkeypatch):
+    cfg = S.SearchConfig(**CFG)
+    whole = S.run_search(cfg, run, tiny, progress=False)
+    assert len(whole.trials) == 5 and (run / "search" / "journal.log").is_file()
+    assert (run / "search" / "figures" / "pareto.html").is_file()
+
+    other = make_run(tiny, tmp_path / "killed")
+    real = S.Scorer.__call__
+    calls = {"n": 0}
+
+    def dies_on_the_fourth_trial(self, edit):
+        if edit is not None and len(self.cfg.objectives) and calls.setdefault("trials", 0) == 3:
+            raise KeyboardInterrupt
+        if edit is not None and not getattr(edit, "_reference", False):
+            calls["trials"] += 1
+        return real(self, edit)
+
+    monkeypatch.setattr(S.Scorer, "__call__", dies_on_the_fourth_trial)
+    monkeypatch.setattr(S, "_references", _references_marked(S._references))
+    with pytest.raises(KeyboardInterrupt):
+        S.run_search(cfg, other, tiny, progress=False)
+    monkeypatch.setattr(S.Scorer, "__call__", real)
+    resumed = S.run_search(cfg, other, tiny, progress=False)
+    strip = lambda r: [(t["number"], t["params"], t["refusals"], round(t["kl"], 6)) for t in r.trials]
+    assert strip(resumed) == strip(whole)
+
+
+def _references_marked(fn):
+    def wrapped(out, key, score, sources, n_layers):
+        orig = Edit.ablation
+
+        def marked(*a, **k):
+            e = orig(*a, **k)
+            e._reference = True
+            return e
+        Edit.ablation = marked
+        try:
+            return fn(out, key, score, sources, n_layers)
+        finally:
+            Edit.ablation = orig
+    return wrapped
+
+
+def test_front_and_pick_rule():
+    trials = [{"number": i, "params": {"source": "dim"}, "refusals": r, "kl": k, "seconds": 1.0}
+              for i, (r, k) in enumerate([(5, 0.01), (2, 0.05), (2, 0.03), (0, 0.4), (3, 0.5), (0, 0.2)])]
+    res = S.SearchResult(trials, {}, {"refusals": 8.0, "kl": 0.0}, {"objectives": ["refusals", "kl"]},
+                         {"harmful": 8, "harmless": 8})
+    assert [t["number"] for t in res.front()] == [5, 2, 0]
+    assert res.pick()["number"] == 5  # the fewest refusals reached (0), lowest KL among them
+    assert res.pick(2)["number"] == 2 and res.pick(5)["number"] == 0
+    with pytest.raises(RefusalTLError, match="raise --max-refusals"):
+        res.pick(-1)
+    assert res.trial("best", 2)["number"] == 2 and res.trial(4)["number"] == 4
+
+
+def test_a_changed_search_in_the_same_folder_is_a_clear_error(tiny, run):
+    S.run_search(S.SearchConfig(**{**CFG, "trials": 2}), run, tiny, progress=False)
+    again = S.run_search(S.SearchConfig(**{**CFG, "trials": 3}), run, tiny, progress=False)  # more trials: resumes
+    assert len(again.trials) == 3
+    with pytest.raises(RefusalTLError, match="other settings"):
+        S.run_search(S.SearchConfig(**{**CFG, "n_harmful": 3}), run, tiny, progress=False)
+
+
+def test_config_errors_name_the_fix():
+    with pytest.raises(RefusalTLError, match="unknown objective 'speed'"):
+        S.SearchConfig(objectives=("refusals", "kl", "speed"))
+    with pytest.raises(RefusalTLError, match="must include refusals and kl"):
+        S.SearchConfig(objectives=("kl",))
+    assert S.SearchConfig.from_profile("ci").trials == 4
+
+
+def test_search_command(tiny_dir, tmp_path, capsys):
+    from refusal_tl.model.load import load_model
+
+    model = load_model(str(tiny_dir), "cpu", "float32")
+    run = make_run(model, tmp_path / "run")
+    from refusal_tl.cli import main
+
+    assert main(["search", "--model", str(tiny_dir), "--dtype", "float32", "--run", str(run), "--profile", "ci",
+                 "--trials", "2", "--max-new-tokens", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "2 trials" in out and "picked trial" in out and "DIM ablation" in out
+    code, err = run_cli(capsys, "search", "--model", str(tiny_dir), "--run", str(tmp_path / "none"), "--profile", "ci")
+    assert_one_line_error(code, err, "no DIM direction")
