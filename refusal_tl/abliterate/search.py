@@ -325,3 +325,14 @@ def _result(study, cfg, baseline, defaults, prompts, out) -> SearchResult:
     trials = [{"number": t.number, "params": t.params, **{k: t.user_attrs[k] for k in t.user_attrs}}
               for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     return SearchResult(trials, defaults, baseline, cfg.to_dict(), {k: len(v) for k, v in prompts.items()}, out=out)
+
+
+def trial_edit(result: SearchResult, trial: dict, model: RefusalModel) -> Edit:
+    """The edit of a finished trial, rebuilt from the search's run directory (``RUN/search/..``)."""
+    if result.out is None:
+        raise RefusalTLError("this search result was not loaded from a folder; use SearchResult.load(RUN/search).")
+    saved = read_json(result.out / "config.json", "search config")
+    if saved.get("weights_sha") not in (None, model.weights_sha):
+        raise RefusalTLError(f"the search ran on {saved.get('model')} ({saved.get('dtype')}); load that model "
+                             "(--model) to export its trials.")
+    return edit_of(trial["params"], load_sources(result.out.parent, model), model.n_layers)

@@ -152,3 +152,38 @@ def test_search_command(tiny_dir, tmp_path, capsys):
     assert "2 trials" in out and "picked trial" in out and "DIM ablation" in out
     code, err = run_cli(capsys, "search", "--model", str(tiny_dir), "--run", str(tmp_path / "none"), "--profile", "ci")
     assert_one_line_error(code, err, "no DIM direction")
+
+
+@pytest.mark.parametrize("fmt", ["hf", "lora"])
+def test_export_from_search_equals_the_trials_hooks(tiny_dir, tmp_path, capsys, fmt):
+    """`export --from-search RUN/search --trial best` bakes (or adapts) exactly the picked trial's edit."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from helpers import PROMPTS
+    from refusal_tl.abliterate.edit import edit_hooks
+    from refusal_tl.cli import main
+    from refusal_tl.model.load import load_model
+    from refusal_tl.steer.forward import last_logits
+
+    model = load_model(str(tiny_dir), "cpu", "float32")
+    run = make_run(model, tmp_path / "run")
+    res = S.run_search(S.SearchConfig(**{**CFG, "trials": 3}), run, model, progress=False)
+    out = tmp_path / f"export-{fmt}"
+    assert main(["export", "--model", str(tiny_dir), "--dtype", "float32", "--from-search", str(run / "search"),
+                 "--trial", "best", "--format", fmt, "--out", str(out)]) == 0
+    assert f"search trial {res.pick()['number']}" in capsys.readouterr().out
+    edit = S.trial_edit(S.SearchResult.load(run / "search"), res.pick(), model)
+    batch = model.chat.tokenize(PROMPTS, share_prefix=False)
+    with torch.no_grad():
+        hooked = last_logits(model, batch, edit_hooks(model, edit))
+        hf = (AutoModelForCausalLM.from_pretrained(out) if fmt == "hf" else
+              PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_dir), out))
+        got = hf(input_ids=batch.ids, attention_mask=batch.mask).logits[:, -1].float()
+    atol = 1e-4 if fmt == "hf" or not edit.norm_preserving else None
+    if atol:
+        torch.testing.assert_close(got, hooked, atol=atol, rtol=1e-4)
+    else:  # a rank-3 adapter of a norm-preserving edit: close, with the error it reports
+        info = json.loads((out / "refusal_tl_export.json").read_text())
+        assert 0 < info["lora_relative_error"]["max"] < 1
+        assert (got - hooked).abs().max() < (hooked - last_logits(model, batch)).abs().max()
