@@ -8,8 +8,8 @@ over-refusals), with multi-objective TPE.
   with a TPE sampler seeded by (seed, trial number), and a trial left running by a killed search
   is evaluated again with its own parameters on resume: a resumed search ends with the same
   trials as an uninterrupted one (greedy answers, same prompts).
-- The methods' own directions (DIM, RDO, the cone, RepInd-1), ablated the standard way, are
-  evaluated once as the front's reference points.
+- The methods' own directions (DIM, RDO, the cone, RepInd-1), ablated the standard way, are the
+  first trials (enqueued; part of the budget), marked on the front.
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ from refusal_tl.steer.generation import generate
 
 log = logging.getLogger(__name__)
 OBJECTIVES = ("refusals", "kl", "over_refusal")
-CONE_PICKS = 8  # cone_vector < dims: a basis vector; otherwise a direction sampled from the cone (seeded)
+# cone_vector: < dims a basis vector, CONE_PICKS the whole cone (its span), otherwise a direction sampled
+# from the cone (seeded by the index)
+CONE_PICKS = 8
+SPACE_VERSION = 1  # bump when the search space changes: a journal of another space is not resumed
 
 
 @no_type_check  # __post_init__ validates, with errors that name the fix
@@ -86,14 +89,20 @@ class SearchConfig:
 
 
 def suggest(trial: optuna.Trial, sources: Sources, n_layers: int) -> dict:
-    """Every parameter, always sampled (multivariate TPE needs a fixed space, as heretic notes)."""
+    """Every parameter, always sampled (multivariate TPE needs a fixed space, as heretic notes).
+
+    ``kernel``: ``heretic`` (its per-layer kernel, no embedding edit) or ``flat`` (each component's
+    ``max_weight`` at every layer, and the embedding at the attention's: with weights 1, the standard
+    ablation of docs/algorithms.md §2)."""
     last = n_layers - 1
+    lo, hi = min(0.4 * last, sources.dim_layer), max(0.9 * last, sources.dim_layer)  # the DIM layer is inside
     p = {"source": trial.suggest_categorical("source", sources.kinds()),
-         "direction_index": trial.suggest_float("direction_index", 0.4 * last, 0.9 * last),
-         "cone_vector": trial.suggest_int("cone_vector", 0, CONE_PICKS - 1),
+         "direction_index": trial.suggest_float("direction_index", lo, hi),
+         "cone_vector": trial.suggest_int("cone_vector", 0, CONE_PICKS),
          "repind_k": trial.suggest_int("repind_k", 1, max(1, len(sources.repind))),
          "biprojection": trial.suggest_categorical("biprojection", [False, True]),
-         "norm_preserving": trial.suggest_categorical("norm_preserving", [False, True])}
+         "norm_preserving": trial.suggest_categorical("norm_preserving", [False, True]),
+         "kernel": trial.suggest_categorical("kernel", ["heretic", "flat"])}
     for comp in COMPONENTS:  # heretic's ranges; min_weight as a fraction of max_weight
         p[f"{comp}.max_weight"] = trial.suggest_float(f"{comp}.max_weight", 0.8, 1.5)
         p[f"{comp}.max_weight_position"] = trial.suggest_float(f"{comp}.max_weight_position", 0.6 * last, 1.0 * last)
@@ -118,7 +127,8 @@ def directions_of(params: dict, sources: Sources) -> torch.Tensor:
         d = sources.named[kind][0]
     elif kind == "cone":
         cone, i = sources.cone, params["cone_vector"]
-        d = cone.basis[i].float() if i < cone.dims else cone.sample(1, seed=i)[0]
+        d = (cone.basis[i].float() if i < cone.dims else cone.basis.float() if i == CONE_PICKS else
+             cone.sample(1, seed=i)[0])
     elif kind == "repind":
         d = torch.stack(sources.repind[: params["repind_k"]])
     else:
@@ -127,12 +137,28 @@ def directions_of(params: dict, sources: Sources) -> torch.Tensor:
 
 
 def edit_of(params: dict, sources: Sources, n_layers: int) -> Edit:
-    """The :class:`Edit` a trial's parameters describe (the embedding is left alone, as heretic does)."""
-    kernels = {c: Kernel(params[f"{c}.max_weight"], params[f"{c}.max_weight_position"],
-                         params[f"{c}.min_weight"] * params[f"{c}.max_weight"], params[f"{c}.min_weight_distance"])
+    """The :class:`Edit` a trial's parameters describe."""
+    flat = params.get("kernel") == "flat"
+    kernels = {c: Kernel.flat(params[f"{c}.max_weight"]) if flat else
+               Kernel(params[f"{c}.max_weight"], params[f"{c}.max_weight_position"],
+                      params[f"{c}.min_weight"] * params[f"{c}.max_weight"], params[f"{c}.min_weight_distance"])
                for c in COMPONENTS}
     return Edit.of(directions_of(params, sources), n_layers, attn=kernels["attn"], mlp=kernels["mlp"],
-                   norm_preserving=params["norm_preserving"])
+                   embed=params["attn.max_weight"] if flat else 0.0, norm_preserving=params["norm_preserving"])
+
+
+def reference_params(sources: Sources, n_layers: int) -> dict[str, dict]:
+    """The methods' own directions, ablated the standard way (flat weight 1, the embedding too), as
+    trial parameters: the first trials of every search, marked on the front."""
+    last = n_layers - 1
+    base = {"direction_index": float(sources.dim_layer), "cone_vector": CONE_PICKS, "repind_k": 1,
+            "biprojection": False, "norm_preserving": False, "kernel": "flat",
+            **{f"{c}.{k}": v for c in COMPONENTS for k, v in
+               (("max_weight", 1.0), ("max_weight_position", last), ("min_weight", 1.0),
+                ("min_weight_distance", max(1.0, 0.6 * last)))}}
+    cone = f"cone-{sources.cone.dims if sources.cone else 0}"
+    names = {"dim": "DIM", "rdo": "RDO", "cone": cone, "repind": "RepInd-1"}
+    return {label: {**base, "source": kind} for kind, label in names.items() if kind in sources.kinds()}
 
 
 # ---------------------------------------------------------------- scoring
@@ -264,7 +290,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, model: RefusalModel, prog
     sources = load_sources(run_dir, model)
     prompts = search_prompts(run_dir, cfg)
     key = json_digest({"config": {k: v for k, v in cfg.to_dict().items() if k not in ("trials", "batch_size")},
-                       "model": model.key, "prompts": prompts, "kinds": sources.kinds()})
+                       "model": model.key, "prompts": prompts, "kinds": sources.kinds(), "space": SPACE_VERSION})
     config_path = out / "config.json"
     if config_path.is_file() and read_json(config_path, "search config").get("key") != key:
         raise RefusalTLError(f"{out} holds a search with other settings, prompts or directions; pass another "
@@ -276,7 +302,10 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, model: RefusalModel, prog
                                 directions=["minimize"] * len(cfg.objectives))
     score = Scorer(model, cfg, prompts)
     start = time.perf_counter()
-    baseline, defaults = _references(out, key, score, sources, model.n_layers)
+    baseline = _baseline(out, key, score)
+    if not study.trials:  # the methods' standard ablations first (part of the budget)
+        for name, params in reference_params(sources, model.n_layers).items():
+            study.enqueue_trial(params, user_attrs={"reference": name})
     bar = tqdm(total=cfg.trials, desc="abliteration search", disable=not progress)
     bar.update(sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials))
     for stale in [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]:
@@ -285,15 +314,15 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, model: RefusalModel, prog
         study.sampler = _sampler(cfg, stale.number)
         _evaluate(optuna.trial.Trial(study, stale._trial_id), score, sources, model, cfg)
         bar.update(1)
-    while (n := len(study.trials)) < cfg.trials:
-        study.sampler = _sampler(cfg, n)
+    while (n := sum(t.state != optuna.trial.TrialState.WAITING for t in study.trials)) < cfg.trials:
+        study.sampler = _sampler(cfg, n)  # an enqueued trial (numbered when enqueued) comes first
         _evaluate(study.ask(), score, sources, model, cfg)
         bar.update(1)
-        res = _result(study, cfg, baseline, defaults, prompts, out)
+        res = _result(study, cfg, baseline, prompts, out)
         best = res.pick()
         bar.set_postfix(front=len(res.front()), refusals=f"{best['refusals']:g}", kl=f"{best['kl']:.3f}")
     bar.close()
-    result = _result(study, cfg, baseline, defaults, prompts, out)
+    result = _result(study, cfg, baseline, prompts, out)
     result.seconds = time.perf_counter() - start
     write_json(out / "result.json", result.to_dict())
     from refusal_tl import plotting
@@ -310,20 +339,20 @@ def _evaluate(trial: optuna.Trial, score: Scorer, sources: Sources, model: Refus
     trial.study.tell(trial, [values[o] for o in cfg.objectives])
 
 
-def _references(out: Path, key: str, score: Scorer, sources: Sources, n_layers: int) -> tuple[dict, dict]:
-    """No edit and each method's standard ablation, scored once (cached in ``defaults.json``)."""
-    path = out / "defaults.json"
-    if path.is_file() and (saved := read_json(path, "search references")).get("key") == key:
-        return saved["baseline"], saved["defaults"]
+def _baseline(out: Path, key: str, score: Scorer) -> dict:
+    """The scores without an edit (cached in ``baseline.json``)."""
+    path = out / "baseline.json"
+    if path.is_file() and (saved := read_json(path, "search baseline")).get("key") == key:
+        return saved["baseline"]
     baseline = score(None)
-    defaults = {name: score(Edit.ablation(d, n_layers)) for name, d in sources.defaults().items()}
-    write_json(path, {"key": key, "baseline": baseline, "defaults": defaults})
-    return baseline, defaults
+    write_json(path, {"key": key, "baseline": baseline})
+    return baseline
 
 
-def _result(study, cfg, baseline, defaults, prompts, out) -> SearchResult:
+def _result(study, cfg, baseline, prompts, out) -> SearchResult:
     trials = [{"number": t.number, "params": t.params, **{k: t.user_attrs[k] for k in t.user_attrs}}
               for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    defaults = {t["reference"]: t for t in trials if "reference" in t}
     return SearchResult(trials, defaults, baseline, cfg.to_dict(), {k: len(v) for k, v in prompts.items()}, out=out)
 
 

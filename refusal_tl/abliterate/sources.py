@@ -39,17 +39,6 @@ class Sources:
         out = ["dim", "dim-per-layer"] + [n for n in ("rdo", "rdo-perp") if n in self.named]
         return out + (["cone"] if self.cone is not None else []) + (["repind"] if self.repind else [])
 
-    def defaults(self) -> dict[str, Tensor]:
-        """The methods' own directions, ablated the standard way for the front's reference points."""
-        out = {"DIM": self.dim_grid[self.dim_layer]}
-        if "rdo" in self.named:
-            out["RDO"] = self.named["rdo"]
-        if self.cone is not None:
-            out[f"cone-{self.cone.dims} (basis)"] = self.cone.basis.float()
-        if self.repind:
-            out["RepInd-1"] = self.repind[0]
-        return out
-
 
 def load_sources(run_dir: str | Path, model: RefusalModel, batch_size: int = 16) -> Sources:
     """Everything the run directory has; the harmless means are computed once and cached in

@@ -46,7 +46,7 @@ def run(args) -> None:
     for t in res.front():
         print(f"  trial {t['number']:>3}: refusals {t['refusals']:g}/{n}, KL {t['kl']:.4f}  ({t['params']['source']})")
     for name, d in res.defaults.items():
-        print(f"  {name} ablation: refusals {d['refusals']:g}/{n}, KL {d['kl']:.4f}")
+        print(f"  {name} ablation (trial {d['number']}): refusals {d['refusals']:g}/{n}, KL {d['kl']:.4f}")
     best = res.pick(args.pick)
     print(f"picked trial {best['number']}: refusals {best['refusals']:g}/{n}, KL {best['kl']:.4f} "
           f"-> {args.run / 'search'} (figures/pareto.html)")

@@ -6,13 +6,14 @@ import json
 import pytest
 import torch
 
-from helpers import assert_one_line_error, run_cli
+from helpers import PROMPTS, assert_one_line_error, run_cli
 from refusal_tl.abliterate import search as S
-from refusal_tl.abliterate.edit import Edit
+from refusal_tl.abliterate.edit import Edit, edit_hooks
 from refusal_tl.abliterate.sources import load_sources
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalCone, RefusalDirection
 from refusal_tl.io import save_tensors
+from refusal_tl.steer.forward import last_logits
 
 
 def _rand(*shape, seed=0):
@@ -47,9 +48,19 @@ def run(tiny, tmp_path):
 def test_sources_offer_every_method_and_each_trial_builds_an_edit(tiny, run):
     src = load_sources(run, tiny)
     assert src.kinds() == ["dim", "dim-per-layer", "rdo", "rdo-perp", "cone", "repind"]
-    assert set(src.defaults()) == {"DIM", "RDO", "cone-2 (basis)", "RepInd-1"}
+    refs = S.reference_params(src, tiny.n_layers)
+    assert set(refs) == {"DIM", "RDO", "cone-2", "RepInd-1"}
+    # the reference trials are the standard ablations of the methods' directions
+    dim = RefusalDirection.load(run / "dim" / "direction.safetensors").vector
+    batch = tiny.chat.tokenize(PROMPTS)
+    with torch.no_grad():
+        for name, want in (("DIM", dim), ("RDO", src.named["rdo"]), ("cone-2", src.cone.basis)):
+            got = last_logits(tiny, batch, edit_hooks(tiny, S.edit_of(refs[name], src, tiny.n_layers)))
+            torch.testing.assert_close(got, last_logits(tiny, batch, edit_hooks(tiny, Edit.ablation(want, 5))),
+                                       atol=1e-5, rtol=1e-5)
     kernel = {"max_weight": 1.0, "max_weight_position": 2.0, "min_weight": 0.5, "min_weight_distance": 2.0}
     base = dict(direction_index=1.5, cone_vector=1, repind_k=2, biprojection=False, norm_preserving=False,
+                kernel="heretic",
                 **{f"{c}.{k}": v for c in ("attn", "mlp") for k, v in kernel.items()})
     shapes = {}
     for kind in src.kinds():
@@ -68,46 +79,32 @@ def test_sources_offer_every_method_and_each_trial_builds_an_edit(tiny, run):
 
 
 def test_search_resumes_after_a_kill_with_the_same_trials(tiny, run, tmp_path, monkeypatch):
-    cfg = S.SearchConfig(**CFG)
+    """The first four trials are the methods' standard ablations (enqueued), then TPE; a search killed
+    in its sixth trial and resumed ends with the same trials as one that ran through."""
+    cfg = S.SearchConfig(**{**CFG, "trials": 7})
     whole = S.run_search(cfg, run, tiny, progress=False)
-    assert len(whole.trials) == 5 and (run / "search" / "journal.log").is_file()
+    assert len(whole.trials) == 7 and (run / "search" / "journal.log").is_file()
     assert (run / "search" / "figures" / "pareto.html").is_file()
+    assert [t.get("reference") for t in whole.trials[:5]] == ["DIM", "RDO", "cone-2", "RepInd-1", None]
+    assert set(whole.defaults) == {"DIM", "RDO", "cone-2", "RepInd-1"}
 
     other = make_run(tiny, tmp_path / "killed")
-    real = S.Scorer.__call__
-    calls = {"n": 0}
+    real, calls = S.Scorer.__call__, {"n": 0}
 
-    def dies_on_the_fourth_trial(self, edit):
-        if edit is not None and len(self.cfg.objectives) and calls.setdefault("trials", 0) == 3:
-            raise KeyboardInterrupt
-        if edit is not None and not getattr(edit, "_reference", False):
-            calls["trials"] += 1
+    def dies_in_the_sixth_trial(self, edit):
+        if edit is not None:
+            calls["n"] += 1
+            if calls["n"] == 6:
+                raise KeyboardInterrupt
         return real(self, edit)
 
-    monkeypatch.setattr(S.Scorer, "__call__", dies_on_the_fourth_trial)
-    monkeypatch.setattr(S, "_references", _references_marked(S._references))
+    monkeypatch.setattr(S.Scorer, "__call__", dies_in_the_sixth_trial)
     with pytest.raises(KeyboardInterrupt):
         S.run_search(cfg, other, tiny, progress=False)
     monkeypatch.setattr(S.Scorer, "__call__", real)
     resumed = S.run_search(cfg, other, tiny, progress=False)
     strip = lambda r: [(t["number"], t["params"], t["refusals"], round(t["kl"], 6)) for t in r.trials]
     assert strip(resumed) == strip(whole)
-
-
-def _references_marked(fn):
-    def wrapped(out, key, score, sources, n_layers):
-        orig = Edit.ablation
-
-        def marked(*a, **k):
-            e = orig(*a, **k)
-            e._reference = True
-            return e
-        Edit.ablation = marked
-        try:
-            return fn(out, key, score, sources, n_layers)
-        finally:
-            Edit.ablation = orig
-    return wrapped
 
 
 def test_front_and_pick_rule():
@@ -147,9 +144,9 @@ def test_search_command(tiny_dir, tmp_path, capsys):
     from refusal_tl.cli import main
 
     assert main(["search", "--model", str(tiny_dir), "--dtype", "float32", "--run", str(run), "--profile", "ci",
-                 "--trials", "2", "--max-new-tokens", "4"]) == 0
+                 "--trials", "5", "--max-new-tokens", "4"]) == 0
     out = capsys.readouterr().out
-    assert "2 trials" in out and "picked trial" in out and "DIM ablation" in out
+    assert "5 trials" in out and "picked trial" in out and "DIM ablation" in out
     code, err = run_cli(capsys, "search", "--model", str(tiny_dir), "--run", str(tmp_path / "none"), "--profile", "ci")
     assert_one_line_error(code, err, "no DIM direction")
 
