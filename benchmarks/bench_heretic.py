@@ -37,7 +37,6 @@ from pathlib import Path
 import optuna
 
 from refusal_tl import data
-from refusal_tl.abliterate.edit import edit_hooks
 from refusal_tl.abliterate.search import SearchConfig, SearchResult, run_search, search_prompts, trial_edit
 from refusal_tl.dim.config import DimConfig
 from refusal_tl.dim.run import prompt_sets
@@ -46,6 +45,7 @@ from refusal_tl.io import read_json, write_json
 from refusal_tl.model import load_model
 from refusal_tl.model.bundled import bundled_dir, ensure_bundled
 from refusal_tl.stats import bootstrap, wilson
+from refusal_tl.steer.edit import edit_hooks
 from refusal_tl.steer.forward import kl_to_base, map_last_logits
 from refusal_tl.steer.generation import generate
 

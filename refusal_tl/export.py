@@ -7,7 +7,7 @@ MLP ``down_proj``; :func:`refusal_tl.steer.hooks.orthogonalize_weights`). The un
 *not* changed: a model whose input and output embeddings are tied is untied first, otherwise
 projecting the embedding would also project the unembedding, which ablation hooks never touch.
 
-``--format lora`` writes the edit as a peft LoRA adapter instead (:mod:`refusal_tl.abliterate.lora`:
+``--format lora`` writes the edit as a peft LoRA adapter instead (:mod:`refusal_tl.steer.lora`:
 exact for projections, a stated rank for norm-preserving edits), loaded on the unedited model with
 ``PeftModel.from_pretrained(base, OUT)``.
 
@@ -31,12 +31,14 @@ from jaxtyping import Float
 from torch import Tensor
 from transformers import AutoModelForCausalLM
 
-from refusal_tl.abliterate.edit import Edit, apply_edit
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.gguf_file import check_gguf, write_gguf
 from refusal_tl.io import ensure_dir, temp_dir
 from refusal_tl.model import RefusalModel
+from refusal_tl.model.bundled import bundled_dir
+from refusal_tl.steer.edit import Edit, apply_edit
+from refusal_tl.steer.lora import lora_model
 
 FORMATS = ("hf", "gguf", "lora")
 GGUF_NAME = "model.gguf"
@@ -133,9 +135,6 @@ def export_edit(model: RefusalModel, edit: Edit, out: str | Path, fmt: str = "hf
 
 
 def _write_lora(model: RefusalModel, edit: Edit, folder: Path, rank: int) -> dict:
-    from refusal_tl.abliterate.lora import lora_model
-    from refusal_tl.model.bundled import bundled_dir
-
     peft_model, factors = lora_model(fresh_hf(model, untie=False), edit, rank)
     base = str(bundled_dir()) if model.spec == "bundled" else model.spec
     peft_model.peft_config["default"].base_model_name_or_path = base

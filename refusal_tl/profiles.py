@@ -128,7 +128,7 @@ PROFILES: dict[str, dict[str, dict]] = {
 # `refusal-tl search` (docs/algorithms.md §14): trials, TPE start-up trials, validation prompts per set,
 # answers in heretic's protocol (100 tokens); ci: a handful of trials on short answers
 SEARCH = {
-    "ci": dict(trials=4, startup_trials=2, n_harmful=8, n_harmless=8, n_sensitive=8, max_new_tokens=16,
+    "ci": dict(trials=6, startup_trials=2, n_harmful=8, n_harmless=8, n_sensitive=8, max_new_tokens=16,
                batch_size=8),
     "cpu": dict(trials=32, startup_trials=10, n_harmful=32, n_harmless=32, n_sensitive=32, max_new_tokens=None,
                 batch_size=32),

@@ -2,7 +2,7 @@
 which per-layer kernel, scored on validation prompts by refusals and first-token KL (optionally
 over-refusals), with multi-objective TPE.
 
-- Every trial is evaluated with the edit's hooks (:func:`~refusal_tl.abliterate.edit.edit_hooks`),
+- Every trial is evaluated with the edit's hooks (:func:`~refusal_tl.steer.edit.edit_hooks`),
   which equal its weight edit exactly, so no weights are copied or reset between trials.
 - The study lives in an Optuna journal file (``RUN/search/journal.log``). Each trial is asked
   with a TPE sampler seeded by (seed, trial number), and a trial left running by a killed search
@@ -22,10 +22,10 @@ from typing import ClassVar, no_type_check
 
 import optuna
 import torch
+from optuna.storages.journal import JournalFileBackend
 from tqdm.auto import tqdm
 
 from refusal_tl import profiles
-from refusal_tl.abliterate.edit import COMPONENTS, Edit, Kernel, biproject, edit_hooks, fractional_direction
 from refusal_tl.abliterate.sources import Sources, load_sources
 from refusal_tl.dim.config import DimConfig
 from refusal_tl.dim.run import source
@@ -33,6 +33,8 @@ from refusal_tl.errors import RefusalTLError, check_at_least_one, check_choice
 from refusal_tl.eval.protocol import protocol
 from refusal_tl.io import ensure_dir, json_digest, read_json, write_json
 from refusal_tl.model import RefusalModel
+from refusal_tl.plotting import pareto_figure, save_figure
+from refusal_tl.steer.edit import COMPONENTS, Edit, Kernel, biproject, edit_hooks, fractional_direction
 from refusal_tl.steer.forward import kl_to_base, map_last_logits
 from refusal_tl.steer.generation import generate
 
@@ -264,8 +266,6 @@ class SearchResult:
         return cls(d["trials"], d["defaults"], d["baseline"], d["config"], d["n_prompts"], d["seconds"], path.parent)
 
     def figure(self, chosen: dict | None = None):
-        from refusal_tl.plotting.search import pareto_figure
-
         return pareto_figure(self, chosen or self.pick())
 
 
@@ -273,8 +273,6 @@ class SearchResult:
 
 
 def _storage(out: Path) -> optuna.storages.BaseStorage:
-    from optuna.storages.journal import JournalFileBackend
-
     return optuna.storages.JournalStorage(JournalFileBackend(str(out / "journal.log")))
 
 
@@ -325,9 +323,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, model: RefusalModel, prog
     result = _result(study, cfg, baseline, prompts, out)
     result.seconds = time.perf_counter() - start
     write_json(out / "result.json", result.to_dict())
-    from refusal_tl import plotting
-
-    plotting.save_figure(result.figure(), out / "figures" / "pareto")
+    save_figure(result.figure(), out / "figures" / "pareto")
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from refusal_tl.abliterate.search import SearchResult, trial_edit
 from refusal_tl.commands.common import load_direction, model_args, model_of
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.export import FORMATS, export_edit, export_model
@@ -46,8 +47,6 @@ def run(args) -> None:
         out = export_model(model, directions, args.out, args.format, args.gguf_dtype, args.lora_rank)
         what = ", ".join(d.method for d in directions) + " ablated"
     else:
-        from refusal_tl.abliterate.search import SearchResult, trial_edit
-
         res = SearchResult.load(args.from_search)
         trial = res.trial(args.trial, args.max_refusals)
         model = model_of(args)

@@ -17,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from refusal_tl.abliterate.search import SearchResult
 from refusal_tl.eval.agreement import agreement_table
 from refusal_tl.eval.benchmarks import BenchmarkScores
 from refusal_tl.io import write_text
@@ -131,6 +132,26 @@ def stage_sections(results: dict, evals: dict | None = None) -> list[Section]:
             if "judges" in evals:
                 out.append(judges_section(evals["judges"]))
     return out
+
+
+def search_section(run_dir: Path) -> list[Section]:
+    """The abliteration search of ``run_dir`` (``refusal-tl search``), when it has one: its front
+    (the methods' standard ablations marked) and the picked trial."""
+    path = Path(run_dir) / "search" / "result.json"
+    if not path.is_file():
+        return []
+    res = SearchResult.load(path)
+    best, n = res.pick(), res.n_prompts["harmful"]
+    rows = [{"trial": t["number"], "reference": t.get("reference", ""), "source": t["params"]["source"],
+             "kernel": t["params"].get("kernel", ""), "biprojection": t["params"]["biprojection"],
+             "norm-preserving": t["params"]["norm_preserving"], f"refusals /{n}": t["refusals"],
+             "first-token KL": round(t["kl"], 4)} for t in res.front()]
+    return [Section("Abliteration search (refusal-tl search; docs/algorithms.md §14)",
+                    text=f"{len(res.trials)} trials of multi-objective TPE on {n} harmful and "
+                         f"{res.n_prompts['harmless']} harmless validation prompts ({res.config['protocol']} "
+                         f"protocol). The table is the Pareto front; the picked trial (lowest KL at the fewest "
+                         f"refusals) is {best['number']}: {best['refusals']:g}/{n} refusals, KL {best['kl']:.4f}.",
+                    tables=[pd.DataFrame(rows)], figures={"search_pareto": res.figure(best)})]
 
 
 def stage_configs(results: dict) -> dict:

@@ -26,7 +26,7 @@ from refusal_tl.io import ensure_dir, write_json
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.model.load import DtypeName
 from refusal_tl.pipeline.memory import PeakMemory
-from refusal_tl.pipeline.report import stage_configs, stage_sections, write_report
+from refusal_tl.pipeline.report import search_section, stage_configs, stage_sections, write_report
 from refusal_tl.pipeline.stages import STAGES, evaluate_run, plan, run_stage
 from refusal_tl.profiles import EvalSizes
 
@@ -102,5 +102,6 @@ def report(res: ReproduceResult, cfg: ReproduceConfig, model: RefusalModel) -> P
     meta = {**model.key, "reproduce": asdict(cfg), "stages": stage_configs(res.results), "timings": res.timings}
     if cfg.evaluate:
         meta["evaluation"] = cfg.sizes().to_dict()
-    return write_report(res.run_dir / "report.html", stage_sections(res.results, res.evaluations),
+    return write_report(res.run_dir / "report.html",
+                        stage_sections(res.results, res.evaluations) + search_section(res.run_dir),
                         f"refusal_tl reproduction: {model.name}, {cfg.profile} profile", meta)

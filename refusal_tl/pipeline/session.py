@@ -17,6 +17,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from refusal_tl import plotting, profiles
+from refusal_tl.abliterate.search import SearchConfig, run_search
 from refusal_tl.geometry import RefusalDirection
 from refusal_tl.model import RefusalModel, load_model
 from refusal_tl.pipeline.cache import Answers
@@ -99,6 +100,14 @@ class Session:
             return self.stage(name.lower()).direction
         ind = self.stage("repind")
         return ind.perp.direction if name == "RDO⊥" else ind.repind.directions[int(name.split("-")[1]) - 1]
+
+    def search(self, trials: int | None = None, **overrides):
+        """``refusal-tl search`` on this run (its directions trained or reused first): the profile's
+        trials, or ``trials``; resumed from ``RUN/search`` when there."""
+        for stage in ("dim", "rdo", "cone", "repind"):
+            self.stage(stage)
+        cfg = SearchConfig.from_profile(self.profile, trials=trials, **overrides)
+        return run_search(cfg, self.run_dir, self.model)
 
     def across_runs(self, runs: list[str | Path] | None = None) -> dict[str, go.Figure]:
         """Figs. 2, 10 and 3/4 across this run and ``runs`` (default: the run directories listed in

@@ -65,3 +65,15 @@ def pareto_figure(result, chosen: dict | None = None, other: dict | None = None)
                       xaxis_title="first-token KL on harmless prompts (log)", xaxis_type="log",
                       yaxis_title="% refused (95 % Wilson)", height=520, width=900)
     return fig
+
+
+def kernel_figure(edit, title: str = "The chosen edit's weight per layer") -> go.Figure:
+    """Per-layer weights of the attention (o_proj) and MLP (down_proj) edits of an
+    :class:`~refusal_tl.steer.edit.Edit`."""
+    layers = list(range(len(edit.attn)))
+    fig = go.Figure([go.Scatter(x=layers, y=edit.attn.tolist(), mode="lines+markers", name="attention o_proj"),
+                     go.Scatter(x=layers, y=edit.mlp.tolist(), mode="lines+markers", name="MLP down_proj")])
+    sub = " (norm-preserving)" if edit.norm_preserving else ""
+    fig.update_layout(title=title + sub + (f"; embedding {edit.embed:.2f}" if edit.embed else ""),
+                      xaxis_title="layer", yaxis_title="weight w", height=360, width=800)
+    return fig

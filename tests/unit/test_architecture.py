@@ -18,7 +18,7 @@ FLOORS = [
     ("dim",),
     ("rdo",),
     ("cone", "repind"),
-    ("gcg",),
+    ("gcg", "abliterate"),
     ("pipeline",),
     ("commands", "cli"),
 ]

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from helpers import PROMPTS, make_hf_model, make_tiny, make_tokenizer
-from refusal_tl.abliterate.edit import (
+from refusal_tl.errors import RefusalTLError
+from refusal_tl.model.load import wrap_hf_model
+from refusal_tl.steer.edit import (
     Edit,
     Kernel,
     apply_edit,
@@ -17,8 +19,6 @@ from refusal_tl.abliterate.edit import (
     norm_scales,
     writers,
 )
-from refusal_tl.errors import RefusalTLError
-from refusal_tl.model.load import wrap_hf_model
 from refusal_tl.steer.forward import last_logits
 from refusal_tl.steer.hooks import ablation_hooks
 

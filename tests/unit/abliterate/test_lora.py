@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from helpers import PROMPTS, make_hf_model, make_tiny, make_tokenizer
-from refusal_tl.abliterate.edit import Edit, Kernel, edit_hooks
-from refusal_tl.abliterate.lora import lora_factors, lora_model
+from refusal_tl.steer.edit import Edit, Kernel, edit_hooks
 from refusal_tl.steer.forward import last_logits
+from refusal_tl.steer.lora import lora_factors, lora_model
 
 
 def _rand(*shape, seed=0):

@@ -8,11 +8,11 @@ import torch
 
 from helpers import PROMPTS, assert_one_line_error, run_cli
 from refusal_tl.abliterate import search as S
-from refusal_tl.abliterate.edit import Edit, edit_hooks
 from refusal_tl.abliterate.sources import load_sources
 from refusal_tl.errors import RefusalTLError
 from refusal_tl.geometry import RefusalCone, RefusalDirection
 from refusal_tl.io import save_tensors
+from refusal_tl.steer.edit import Edit, edit_hooks
 from refusal_tl.steer.forward import last_logits
 
 
@@ -133,7 +133,7 @@ def test_config_errors_name_the_fix():
         S.SearchConfig(objectives=("refusals", "kl", "speed"))
     with pytest.raises(RefusalTLError, match="must include refusals and kl"):
         S.SearchConfig(objectives=("kl",))
-    assert S.SearchConfig.from_profile("ci").trials == 4
+    assert S.SearchConfig.from_profile("ci").trials == 6
 
 
 def test_search_command(tiny_dir, tmp_path, capsys):
@@ -158,9 +158,9 @@ def test_export_from_search_equals_the_trials_hooks(tiny_dir, tmp_path, capsys, 
     from transformers import AutoModelForCausalLM
 
     from helpers import PROMPTS
-    from refusal_tl.abliterate.edit import edit_hooks
     from refusal_tl.cli import main
     from refusal_tl.model.load import load_model
+    from refusal_tl.steer.edit import edit_hooks
     from refusal_tl.steer.forward import last_logits
 
     model = load_model(str(tiny_dir), "cpu", "float32")

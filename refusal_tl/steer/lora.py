@@ -1,4 +1,4 @@
-"""An :class:`~refusal_tl.abliterate.edit.Edit` as a peft LoRA adapter (docs/algorithms.md §14).
+"""An :class:`~refusal_tl.steer.edit.Edit` as a peft LoRA adapter (docs/algorithms.md §14).
 
 Each edited writer W (``o_proj``, ``down_proj``; the embedding when the edit touches it) gets
 ΔW = W' − W as lora_B · lora_A (scaling 1):
@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float
+from peft import LoraConfig, get_peft_model
 from torch import Tensor
 
-from refusal_tl.abliterate.edit import Edit, _maps, output_map, writers
 from refusal_tl.errors import RefusalTLError
+from refusal_tl.steer.edit import Edit, _maps, output_map, writers
 
 EMBED = "model.embed_tokens"
 
@@ -72,8 +73,6 @@ def lora_factors(hf_model, edit: Edit, rank: int = 3) -> dict[str, LoraFactor]:
 
 def lora_model(hf_model, edit: Edit, rank: int = 3):
     """``hf_model`` wrapped by peft with the edit's adapter set (exact for projections)."""
-    from peft import LoraConfig, get_peft_model
-
     factors = lora_factors(hf_model, edit, rank)
     ranks = {n: f.A.shape[0] for n, f in factors.items()}
     r0 = max(ranks.values())
