@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -171,7 +172,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--skip-ours", action="store_true", help="reuse RUN/search (already searched)")
     args = ap.parse_args()
-    work = args.work or args.run / "heretic"
+    work = (args.work or args.run / "heretic").resolve()  # heretic runs in it: absolute paths throughout
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)  # a fresh study of the same budget
     work.mkdir(parents=True, exist_ok=True)
     ensure_bundled()
     python = ensure_venv(args.venv)
@@ -190,7 +192,7 @@ def main() -> None:
     # ours
     start = time.perf_counter()
     ours = SearchResult.load(args.run / "search") if args.skip_ours else run_search(cfg, args.run, model)
-    ours_wall = time.perf_counter() - start
+    ours_wall = ours.seconds if args.skip_ours else time.perf_counter() - start
     study = optuna.load_study(study_name="refusal_tl", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(args.run / "search" / "journal.log"))))
     ours_secs = [(t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials

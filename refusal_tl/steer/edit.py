@@ -96,7 +96,10 @@ class Edit:
         if directions.dim() == 3:
             if directions.shape[0] != n_layers:
                 raise RefusalTLError(f"{directions.shape[0]} per-layer directions for a model of {n_layers} layers.")
-            bases = torch.stack([orthonormal_basis(d) for d in directions])
+            # a layer without a direction (DIM at layer 0 is 0: both classes share the template's embeddings)
+            # is left unedited
+            bases = torch.stack([orthonormal_basis(d) if d.norm() > 1e-8 else torch.zeros_like(d).float()
+                                 for d in directions])
         else:
             bases = orthonormal_basis(directions)[None].expand(n_layers, -1, -1)
         attn, mlp = attn or Kernel.flat(), mlp or Kernel.flat()

@@ -50,3 +50,28 @@ def test_gguf_export_reproduces_hook_ablation_and_the_tokenizer(qwen32, dim_run3
     delta = (last_logits(baked, batch) - hooked).abs().max().item()
     print(f"max |Δ logit| GGUF export vs hooks: {delta:.2e}")
     assert delta <= 1e-4
+
+
+def test_lora_adapter_on_the_bundled_model_equals_hook_ablation(qwen32, dim_run32, tmp_path):
+    """`export --format lora`: a rank-1 adapter (o_proj, down_proj, the embedding) on the unedited
+    bundled model gives the hook-ablated logits (float32) and the same greedy answers."""
+    from peft import PeftModel
+
+    from refusal_tl.model.bundled import bundled_dir
+    from refusal_tl.model.load import wrap_hf_model
+
+    out = export_model(qwen32, dim_run32.direction, tmp_path / "qwen-dim-lora", fmt="lora")
+    base = AutoModelForCausalLM.from_pretrained(bundled_dir(), dtype=torch.float32).eval()
+    adapted = PeftModel.from_pretrained(base, out).eval()
+    prompts = data.bundled("harmful", "test", 4) + data.bundled("harmless", "test", 2)
+    batch = qwen32.chat.tokenize(prompts, share_prefix=False)
+    hooked = last_logits(qwen32, batch, ablation_hooks(dim_run32.direction.vector, qwen32.n_layers))
+    with torch.no_grad():
+        logits = adapted(input_ids=batch.ids, attention_mask=batch.mask).logits[:, -1]
+    delta = (logits - hooked).abs().max().item()
+    print(f"max |Δ logit| LoRA adapter vs hooks: {delta:.2e}")
+    assert delta <= 1e-4
+    harmful = data.bundled("harmful", "test", 8)
+    hook_answers = evaluate_intervention(qwen32, harmful, dim_run32.direction, "ablate", max_new_tokens=16)
+    merged = wrap_hf_model(adapted.merge_and_unload(), qwen32.tokenizer, name="lora-merged", device="cpu")
+    assert evaluate_intervention(merged, harmful, max_new_tokens=16).completions == hook_answers.completions

@@ -118,3 +118,13 @@ def test_edits_refuse_a_wrong_width_and_gemma(tiny):
     gemma = make_tiny(family="gemma2")
     with pytest.raises(RefusalTLError, match="post-norms"):
         apply_edit(gemma.hf_model, Edit.of(torch.ones(gemma.d_model), gemma.n_layers))
+
+
+def test_a_layer_without_a_direction_is_left_unedited(tiny):
+    """Per-layer DIM is 0 at layer 0 (the template's embeddings are shared): that layer gets no edit, not NaN."""
+    per_layer = _rand(tiny.n_layers, 1, tiny.d_model, seed=4)
+    per_layer[0] = 0
+    batch = tiny.chat.tokenize(PROMPTS)
+    for mpoa in (False, True):
+        edit = Edit.of(per_layer, tiny.n_layers, embed=1.0, norm_preserving=mpoa)
+        assert torch.isfinite(last_logits(tiny, batch, edit_hooks(tiny, edit))).all()
