@@ -184,3 +184,10 @@ def test_export_from_search_equals_the_trials_hooks(tiny_dir, tmp_path, capsys, 
         info = json.loads((out / "refusal_tl_export.json").read_text())
         assert 0 < info["lora_relative_error"]["max"] < 1
         assert (got - hooked).abs().max() < (hooked - last_logits(model, batch)).abs().max()
+
+
+def test_over_refusal_as_a_third_objective(tiny, run):
+    res = S.run_search(S.SearchConfig(**{**CFG, "trials": 5, "objectives": ("refusals", "kl", "over_refusal")}),
+                       run, tiny, progress=False)
+    assert all("over_refusal" in t and 0 <= t["over_refusal"] <= CFG["n_sensitive"] for t in res.trials)
+    assert "over_refusal" in res.baseline and res.front()
