@@ -9,7 +9,7 @@ PROFILE ?= cpu
 RUN ?= runs/demo$(if $(filter-out cpu,$(PROFILE)),-$(PROFILE))
 
 .PHONY: install demo demo-dim demo-rdo demo-cone demo-repind test unit lint figures bench bench-all bench-select \
-	bench-rdo bench-cone bench-repind bench-decode bench-levers bench-reproduce bench-gcg docs-perf clean
+	bench-rdo bench-cone bench-repind bench-decode bench-levers bench-reproduce bench-gcg bench-heretic docs-perf clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,7 +67,7 @@ lint: install
 # Every figure of the README, at the cpu profile, from the demo's run directory (runs `make demo` first if
 # needed; then each notebook reads what the demo computed). PNGs need a Chromium for kaleido (apt-get install chromium).
 figures: demo
-	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo 03_cones 04_repind 05_gcg_suffixes; do \
+	cd notebooks && for nb in 01_dim_refusal_direction 02_rdo 03_cones 04_repind 05_gcg_suffixes 06_abliteration_search; do \
 		start=$$(date +%s); REFUSAL_TL_PROFILE=cpu REFUSAL_TL_RUN_DIR=$(CURDIR)/runs/demo REFUSAL_TL_FIG_DIR=$(CURDIR)/figures \
 		../$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=7200 \
 			--output-dir $(CURDIR)/runs/demo/notebooks $$nb.ipynb || exit 1; \
@@ -102,6 +102,10 @@ bench-levers: install
 # right after `make demo` from an empty run directory: its stage times, then a cached rerun
 bench-reproduce: install
 	$(PY) benchmarks/bench_reproduce.py --run $(RUN)
+
+# refusal-tl search beside heretic-llm 1.4.0 (its own venv under ~/.cache/refusal_tl), same budget and prompts
+bench-heretic: install
+	$(PY) benchmarks/bench_heretic.py --run $(RUN) --trials 32
 
 bench-gcg: install
 	$(PY) -m pip install -q --no-deps nanogcg==0.3.0 scipy
