@@ -162,6 +162,23 @@ def test_point(refusals: list[bool], kl: list[float]) -> dict:
     return {"refusals": k, "n": n, "refusals_ci95": list(wilson(k, n)), "kl": sum(kl) / len(kl), "kl_ci95": [lo, hi]}
 
 
+def with_speed_rows(out: dict) -> dict:
+    """The comparison plus what docs/performance.md renders: the title, the machine and one row per time."""
+    from timing import _commit, machine
+
+    ours, theirs = out["refusal_tl"], out["heretic"]
+    rows = [{"what": "refusal_tl search, mean per trial", "seconds": ours["seconds_per_trial"]},
+            {"what": "heretic 1.4.0, mean per trial", "seconds": theirs["seconds_per_trial"]},
+            {"what": f"refusal_tl search, {out['trials']} trials (wall, with its baseline)",
+             "seconds": ours["wall_seconds"]},
+            {"what": f"heretic, {out['trials']} trials (wall, with its set-up)", "seconds": theirs["wall_seconds"]}]
+    return {"benchmark": "heretic", "title": "Abliteration search: refusal_tl beside heretic 1.4.0",
+            "setup": f"bundled model, bf16, {out['trials']} trials each, heretic's protocol ({out['answer_tokens']} "
+                     f"tokens), {out['n_val']['harmful']} + {out['n_val']['harmless']} validation prompts; heretic / "
+                     f"refusal_tl time per trial {out['time_per_trial_ratio']:.2f}× (quality: docs/results.md)",
+            "date": time.strftime("%Y-%m-%d"), "commit": _commit(), "machine": machine(), "rows": rows, **out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, default=Path("runs/demo"))
@@ -239,7 +256,7 @@ def main() -> None:
         "pick_target_refusals": target,
     }
     out["time_per_trial_ratio"] = out["heretic"]["seconds_per_trial"] / out["refusal_tl"]["seconds_per_trial"]
-    write_json(args.out, out)
+    write_json(args.out, with_speed_rows(out))
     for name in ("refusal_tl", "heretic"):
         r = out[name]
         print(f"{name:>10}: {r['seconds_per_trial']:.1f} s/trial, wall {r['wall_seconds'] / 60:.1f} min; "

@@ -49,6 +49,7 @@ def section(doc: dict) -> str:
 
 def render(results: Path) -> str:
     docs = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+    docs = [d for d in docs if "title" in d and "rows" in d]  # quality results (judges.json) are in docs/results.md
     return INTRO + "\n" + "\n\n".join(section(d) for d in docs) + "\n"
 
 
