@@ -45,12 +45,14 @@ from refusal_tl.eval.protocol import heretic_refusal, protocol
 from refusal_tl.io import read_json, write_json
 from refusal_tl.model import load_model
 from refusal_tl.model.bundled import bundled_dir, ensure_bundled
+from refusal_tl.plotting import pareto_figure, save_figure
 from refusal_tl.stats import bootstrap, wilson
 from refusal_tl.steer.edit import edit_hooks
 from refusal_tl.steer.forward import kl_to_base, map_last_logits
 from refusal_tl.steer.generation import generate
 
 RESULTS = Path(__file__).parent / "results" / "heretic.json"
+FIGURE = Path(__file__).parent.parent / "figures" / "06_search_vs_heretic"
 VENV = Path.home() / ".cache" / "refusal_tl" / "heretic-venv"
 
 DRIVER = textwrap.dedent('''
@@ -179,6 +181,16 @@ def with_speed_rows(out: dict) -> dict:
             "date": time.strftime("%Y-%m-%d"), "commit": _commit(), "machine": machine(), "rows": rows, **out}
 
 
+def comparison_figure(run: Path, doc: dict, stem: Path) -> Path:
+    """Our search's trials and front with heretic's front over them (validation prompts), as
+    ``stem.html`` and ``stem.png``."""
+    res = SearchResult.load(run / "search")
+    chosen = next(t for t in res.trials if t["number"] == doc["refusal_tl"]["pick"]["number"])
+    fig = pareto_figure(res, chosen, other={"name": "heretic 1.4.0 front", "points": doc["heretic"]["front"]})
+    fig.update_layout(title=f"refusal_tl search vs heretic 1.4.0: {doc['trials']} trials each, validation prompts")
+    return save_figure(fig, stem, png=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, default=Path("runs/demo"))
@@ -188,7 +200,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="heretic's folder (default RUN/heretic)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--skip-ours", action="store_true", help="reuse RUN/search (already searched)")
+    ap.add_argument("--figure", type=Path, default=FIGURE, help="the comparison figure (.html and .png)")
+    ap.add_argument("--figure-only", action="store_true", help="redraw the figure from --out and RUN/search")
     args = ap.parse_args()
+    if args.figure_only:
+        print(f"wrote {comparison_figure(args.run, read_json(args.out), args.figure)}")
+        return
     work = (args.work or args.run / "heretic").resolve()  # heretic runs in it: absolute paths throughout
     shutil.rmtree(work / "checkpoints", ignore_errors=True)  # a fresh study of the same budget
     work.mkdir(parents=True, exist_ok=True)
@@ -267,6 +284,7 @@ def main() -> None:
               f"[{100 * t['refusals_ci95'][0]:.0f}-{100 * t['refusals_ci95'][1]:.0f} %], KL {t['kl']:.4f} "
               f"[{t['kl_ci95'][0]:.4f}, {t['kl_ci95'][1]:.4f}]")
     print(f"heretic / refusal_tl time per trial: {out['time_per_trial_ratio']:.2f}x -> {args.out}")
+    print(f"wrote {comparison_figure(args.run, out, args.figure)}")
 
 
 if __name__ == "__main__":
