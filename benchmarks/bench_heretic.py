@@ -38,18 +38,14 @@ from pathlib import Path
 import optuna
 
 from refusal_tl import data
-from refusal_tl.abliterate.search import SearchConfig, SearchResult, run_search, search_prompts, trial_edit
+from refusal_tl.abliterate.search import Scorer, SearchConfig, SearchResult, run_search, search_prompts, trial_edit
 from refusal_tl.dim.config import DimConfig
 from refusal_tl.dim.run import prompt_sets
-from refusal_tl.eval.protocol import heretic_refusal, protocol
 from refusal_tl.io import read_json, write_json
 from refusal_tl.model import load_model
 from refusal_tl.model.bundled import bundled_dir, ensure_bundled
 from refusal_tl.plotting import pareto_figure, save_figure
 from refusal_tl.stats import bootstrap, wilson
-from refusal_tl.steer.edit import edit_hooks
-from refusal_tl.steer.forward import kl_to_base, map_last_logits
-from refusal_tl.steer.generation import generate
 
 RESULTS = Path(__file__).parent / "results" / "heretic.json"
 FIGURE = Path(__file__).parent.parent / "figures" / "06_search_vs_heretic"
@@ -248,13 +244,10 @@ def main() -> None:
     our_pick, their_pick = pick(ours.trials, target), pick(theirs, target)
     h = driver(python, work, {"MODE": "test", "TRIAL": str(their_pick["number"]), "GOOD_TEST": files["good_test"],
                               "BAD_TEST": files["bad_test"]})
-    with model.system_prompt(protocol(cfg.protocol).system_prompt):
-        hooks = edit_hooks(model, trial_edit(ours, our_pick, model))
-        base = map_last_logits(model, test["harmless"], lambda lg, idx: lg, [], cfg.batch_size)
-        kl = kl_to_base(model, test["harmless"], base, hooks, cfg.batch_size).tolist()
-        answers = generate(model, test["harmful"], cfg.answer_tokens, hooks, cfg.batch_size, desc=None)
-        base_answers = generate(model, test["harmful"], cfg.answer_tokens, [], cfg.batch_size, desc=None)
-    ours_test = test_point([heretic_refusal(a) for a in answers], kl)
+    score = Scorer(model, cfg, test)  # the search's own scoring, on the test prompts
+    ours_on_test = score.per_prompt(trial_edit(ours, our_pick, model))
+    base_on_test = score.per_prompt(None)
+    ours_test = test_point([bool(x) for x in ours_on_test["refusals"]], ours_on_test["kl"])
     heretic_test = test_point(h["refusals"], h["kl"])
     out = {
         "model": model.key, "trials": cfg.trials, "startup_trials": cfg.startup_trials, "protocol": cfg.protocol,
@@ -264,7 +257,7 @@ def main() -> None:
                                  for t in ours.front()],
                        "seconds_per_trial": sum(ours_secs) / len(ours_secs), "wall_seconds": ours_wall,
                        "pick": our_pick, "test": ours_test,
-                       "baseline_test_refusals": sum(heretic_refusal(a) for a in base_answers),
+                       "baseline_test_refusals": sum(base_on_test["refusals"]),
                        "defaults": ours.defaults},
         "heretic": {"front": [{k: t[k] for k in ("number", "refusals", "kl")} for t in front(theirs)],
                     "seconds_per_trial": sum(t["seconds"] for t in theirs) / len(theirs),

@@ -177,6 +177,11 @@ class Scorer:
     base_logits: torch.Tensor | None = None
 
     def __call__(self, edit: Edit | None) -> dict[str, float]:
+        """The objectives: refusal counts and the mean KL."""
+        return {k: float(sum(v) / len(v)) if k == "kl" else float(sum(v)) for k, v in self.per_prompt(edit).items()}
+
+    def per_prompt(self, edit: Edit | None) -> dict[str, list[float]]:
+        """Per prompt: ``kl`` on harmless, ``refusals`` (0/1) on harmful (and ``over_refusal`` on sensitive)."""
         proto = protocol(self.cfg.protocol)
         judge = proto.make_judge()
         hooks = [] if edit is None else edit_hooks(self.model, edit)
@@ -184,14 +189,14 @@ class Scorer:
             if self.base_logits is None:
                 self.base_logits = map_last_logits(self.model, self.prompts["harmless"], lambda lg, idx: lg, [],
                                                    self.cfg.batch_size)
-            out = {"kl": float(kl_to_base(self.model, self.prompts["harmless"], self.base_logits, hooks,
-                                          self.cfg.batch_size).mean())}
+            out = {"kl": kl_to_base(self.model, self.prompts["harmless"], self.base_logits, hooks,
+                                    self.cfg.batch_size).tolist()}
             for key, kind in (("refusals", "harmful"), ("over_refusal", "sensitive")):
                 if key == "over_refusal" and key not in self.cfg.objectives:
                     continue
                 answers = generate(self.model, self.prompts[kind], self.cfg.answer_tokens, hooks,
                                    self.cfg.batch_size, desc=None)
-                out[key] = float(sum(judge(self.prompts[kind], answers)))
+                out[key] = [float(x) for x in judge(self.prompts[kind], answers)]
         return out
 
 
