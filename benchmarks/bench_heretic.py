@@ -38,7 +38,16 @@ from pathlib import Path
 import optuna
 
 from refusal_tl import data
-from refusal_tl.abliterate.search import Scorer, SearchConfig, SearchResult, run_search, search_prompts, trial_edit
+from refusal_tl.abliterate.search import (
+    Scorer,
+    SearchConfig,
+    SearchResult,
+    pareto_front,
+    pick,
+    run_search,
+    search_prompts,
+    trial_edit,
+)
 from refusal_tl.dim.config import DimConfig
 from refusal_tl.dim.run import prompt_sets
 from refusal_tl.io import read_json, write_json
@@ -142,16 +151,6 @@ def driver(python: Path, work: Path, env: dict) -> dict:
     if not line:
         raise RuntimeError(f"heretic driver failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     return json.loads(line[-1].removeprefix("HERETIC_JSON "))
-
-
-def front(points: list[dict]) -> list[dict]:
-    dom = lambda a: any(b["refusals"] <= a["refusals"] and b["kl"] <= a["kl"] and
-                        (b["refusals"] < a["refusals"] or b["kl"] < a["kl"]) for b in points)
-    return sorted([p for p in points if not dom(p)], key=lambda p: (p["refusals"], p["kl"]))
-
-
-def pick(points: list[dict], target: float) -> dict:
-    return min([p for p in points if p["refusals"] <= target], key=lambda p: (p["kl"], p["refusals"]))
 
 
 def test_point(refusals: list[bool], kl: list[float]) -> dict:
@@ -259,7 +258,7 @@ def main() -> None:
                        "pick": our_pick, "test": ours_test,
                        "baseline_test_refusals": sum(base_on_test["refusals"]),
                        "defaults": ours.defaults},
-        "heretic": {"front": [{k: t[k] for k in ("number", "refusals", "kl")} for t in front(theirs)],
+        "heretic": {"front": [{k: t[k] for k in ("number", "refusals", "kl")} for t in pareto_front(theirs)],
                     "seconds_per_trial": sum(t["seconds"] for t in theirs) / len(theirs),
                     "wall_seconds": heretic_wall, "pick": their_pick, "test": heretic_test,
                     "baseline_test_refusals": sum(h["baseline_refusals"]), "answers": h["answers"]},
