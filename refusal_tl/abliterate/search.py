@@ -14,11 +14,10 @@ over-refusals), with multi-objective TPE.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar, no_type_check
+from typing import no_type_check
 
 import optuna
 import torch
@@ -39,7 +38,6 @@ from refusal_tl.steer.edit import Edit, edit_hooks
 from refusal_tl.steer.forward import kl_to_base, map_last_logits
 from refusal_tl.steer.generation import generate
 
-log = logging.getLogger(__name__)
 OBJECTIVES = ("refusals", "kl", "over_refusal")
 
 
@@ -47,8 +45,6 @@ OBJECTIVES = ("refusals", "kl", "over_refusal")
 @dataclass(frozen=True)
 class SearchConfig:
     """A search: its trials, objectives, validation prompt counts and evaluation protocol."""
-
-    STAGE: ClassVar[str] = "search"
 
     trials: int = 32
     startup_trials: int = 10
@@ -121,15 +117,13 @@ class Scorer:
         return out
 
 
-def search_prompts(run_dir: Path, cfg: SearchConfig, split: str = "val") -> dict[str, list[str]]:
-    """The run's harmful and harmless ``split`` prompts (as its DIM stage names them) and the bundled
+def search_prompts(run_dir: Path, cfg: SearchConfig) -> dict[str, list[str]]:
+    """The run's harmful and harmless validation prompts (as its DIM stage names them) and the bundled
     sensitive ones; unfiltered, as heretic counts them."""
     dim_cfg = DimConfig(**read_json(run_dir / "dim" / "metadata.json", "DIM metadata")["config"])
-    harmful = dim_cfg.harmful_val if split == "val" else None
-    harmless = dim_cfg.harmless_val if split == "val" else None
-    return {"harmful": source(harmful, "harmful", split, cfg.n_harmful),
-            "harmless": source(harmless, "harmless", split, cfg.n_harmless),
-            "sensitive": source(None, "sensitive", split, cfg.n_sensitive)}
+    return {"harmful": source(dim_cfg.harmful_val, "harmful", "val", cfg.n_harmful),
+            "harmless": source(dim_cfg.harmless_val, "harmless", "val", cfg.n_harmless),
+            "sensitive": source(None, "sensitive", "val", cfg.n_sensitive)}
 
 
 # ---------------------------------------------------------------- results
